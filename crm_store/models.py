@@ -1,0 +1,361 @@
+"""SQLAlchemy models of the CRM store.
+
+Tables are named after the CSV files of the import format, with the CSV columns as they are, so that
+SQL written by a person reads naturally. Enumerated columns are plain strings validated against
+`crm_store.vocab` (no CHECK constraints). Money is `Numeric(12, 2)` in CNY. Datetimes are
+timezone-aware and stored in UTC on every backend; dates from the CSV files stay plain dates.
+
+`customers.created_at` is the CSV's "customer since" date; every other `created_at` is the time the
+row was written. Rows of the imported tables carry an `updated_at` set by the importer and services.
+"""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    false,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from crm_store import clock
+from crm_store.vocab import OUTBOX_STATUS_PENDING, TASK_STATUS_OPEN
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored in UTC and always returned with a timezone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            # A naive datetime is ambiguous (UTC? Beijing time?); refuse it rather than guess.
+            raise ValueError("naive datetime given for a timezone-aware column")
+        # SQLite keeps no offset, so the stored wall time must be UTC for reads to be right.
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return clock.now()
+
+
+class Base(DeclarativeBase):
+    """Base of all CRM models."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        Decimal: Numeric(12, 2),
+        dict[str, Any]: JSON(),
+    }
+
+
+IntPk = Annotated[int, mapped_column(Integer, primary_key=True, autoincrement=True)]
+CreatedAt = Annotated[datetime, mapped_column(default=_now, server_default=func.now())]
+UpdatedAt = Annotated[datetime, mapped_column(default=_now, onupdate=_now, server_default=func.now())]
+PersonName = Annotated[str, mapped_column(String(64))]
+EnumStr = Annotated[str, mapped_column(String(16))]
+
+
+class Employee(Base):
+    """A member of staff: manager, salesperson, service agent or administrator."""
+
+    __tablename__ = "employees"
+
+    employee_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[PersonName]
+    role: Mapped[EnumStr]
+    region: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+    updated_at: Mapped[UpdatedAt]
+
+    customers: Mapped[list["Customer"]] = relationship(back_populates="owner")
+    tickets: Mapped[list["Ticket"]] = relationship(back_populates="assignee")
+    interactions: Mapped[list["Interaction"]] = relationship(back_populates="employee")
+    opportunities: Mapped[list["Opportunity"]] = relationship(back_populates="owner")
+    tasks: Mapped[list["Task"]] = relationship(back_populates="owner")
+
+    def __repr__(self) -> str:
+        return f"Employee({self.employee_id!r}, {self.name!r})"
+
+
+class Product(Base):
+    """An item of the catalogue, priced in CNY."""
+
+    __tablename__ = "products"
+
+    product_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str | None] = mapped_column(String(64))
+    price: Mapped[Decimal]
+    updated_at: Mapped[UpdatedAt]
+
+    order_items: Mapped[list["OrderItem"]] = relationship(back_populates="product")
+
+    def __repr__(self) -> str:
+        return f"Product({self.product_id!r}, {self.name!r})"
+
+
+class Customer(Base):
+    """A person or a company (type 企业, with `company`) that buys from us."""
+
+    __tablename__ = "customers"
+
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[PersonName] = mapped_column(index=True)
+    type: Mapped[EnumStr]
+    company: Mapped[str | None] = mapped_column(String(128))
+    gender: Mapped[str | None] = mapped_column(String(4))
+    birthday: Mapped[date | None]
+    # Normalised to 11 digits by the importer, so that an exact lookup by phone works.
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    city: Mapped[str | None] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(32))
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("employees.employee_id"), index=True)
+    channel_pref: Mapped[str | None] = mapped_column(String(16))
+    opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[date | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[UpdatedAt]
+
+    owner: Mapped[Employee | None] = relationship(back_populates="customers")
+    orders: Mapped[list["Order"]] = relationship(back_populates="customer")
+    tickets: Mapped[list["Ticket"]] = relationship(back_populates="customer")
+    interactions: Mapped[list["Interaction"]] = relationship(back_populates="customer")
+    opportunities: Mapped[list["Opportunity"]] = relationship(back_populates="customer")
+    tasks: Mapped[list["Task"]] = relationship(back_populates="customer")
+    outbox_messages: Mapped[list["Outbox"]] = relationship(back_populates="customer")
+
+    def __repr__(self) -> str:
+        return f"Customer({self.customer_id!r}, {self.name!r})"
+
+
+class Order(Base):
+    """A sales order; its id has the form SO + 12 digits."""
+
+    __tablename__ = "orders"
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    order_date: Mapped[date] = mapped_column(index=True)
+    status: Mapped[EnumStr]
+    amount: Mapped[Decimal]
+    promised_date: Mapped[date | None]
+    carrier: Mapped[str | None] = mapped_column(String(32))
+    tracking_no: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[UpdatedAt]
+
+    customer: Mapped[Customer] = relationship(back_populates="orders")
+    items: Mapped[list["OrderItem"]] = relationship(back_populates="order", cascade="all, delete-orphan")
+
+    def __repr__(self) -> str:
+        return f"Order({self.order_id!r}, {self.status!r})"
+
+
+class OrderItem(Base):
+    """One product line of an order."""
+
+    __tablename__ = "order_items"
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.order_id", ondelete="CASCADE"), primary_key=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.product_id"), primary_key=True, index=True)
+    quantity: Mapped[int]
+    unit_price: Mapped[Decimal]
+    updated_at: Mapped[UpdatedAt]
+
+    order: Mapped[Order] = relationship(back_populates="items")
+    product: Mapped[Product] = relationship(back_populates="order_items")
+
+    def __repr__(self) -> str:
+        return f"OrderItem({self.order_id!r}, {self.product_id!r})"
+
+
+class Ticket(Base):
+    """A complaint or service case."""
+
+    __tablename__ = "tickets"
+
+    ticket_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    category: Mapped[str | None] = mapped_column(String(32))
+    priority: Mapped[EnumStr]
+    status: Mapped[EnumStr] = mapped_column(index=True)
+    opened_at: Mapped[date]
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("employees.employee_id"), index=True)
+    summary: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[UpdatedAt]
+
+    customer: Mapped[Customer] = relationship(back_populates="tickets")
+    assignee: Mapped[Employee | None] = relationship(back_populates="tickets")
+
+    def __repr__(self) -> str:
+        return f"Ticket({self.ticket_id!r}, {self.status!r})"
+
+
+class Interaction(Base):
+    """A visit, call or message between an employee and a customer, with an optional next step."""
+
+    __tablename__ = "interactions"
+
+    interaction_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    employee_id: Mapped[str] = mapped_column(ForeignKey("employees.employee_id"), index=True)
+    kind: Mapped[EnumStr]
+    occurred_at: Mapped[date]
+    summary: Mapped[str] = mapped_column(Text)
+    next_step: Mapped[str | None] = mapped_column(Text)
+    # Indexed because "follow-ups due" is a daily question of the care scheduler.
+    next_date: Mapped[date | None] = mapped_column(index=True)
+    updated_at: Mapped[UpdatedAt]
+
+    customer: Mapped[Customer] = relationship(back_populates="interactions")
+    employee: Mapped[Employee] = relationship(back_populates="interactions")
+
+    def __repr__(self) -> str:
+        return f"Interaction({self.interaction_id!r}, {self.kind!r})"
+
+
+class Opportunity(Base):
+    """A sales opportunity in the pipeline."""
+
+    __tablename__ = "opportunities"
+
+    opportunity_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("employees.employee_id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    stage: Mapped[EnumStr]
+    amount: Mapped[Decimal]
+    expected_close: Mapped[date | None]
+    probability: Mapped[int | None]  # percent, 0 to 100
+    updated_at: Mapped[UpdatedAt]
+
+    customer: Mapped[Customer] = relationship(back_populates="opportunities")
+    owner: Mapped[Employee] = relationship(back_populates="opportunities")
+
+    def __repr__(self) -> str:
+        return f"Opportunity({self.opportunity_id!r}, {self.name!r})"
+
+
+class Faq(Base):
+    """A question and its answer; `alt_questions` holds extra phrasings separated by `|`."""
+
+    __tablename__ = "faqs"
+
+    faq_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    category: Mapped[str | None] = mapped_column(String(32))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    alt_questions: Mapped[str | None] = mapped_column(Text)
+    # The knowledge index re-encodes only FAQs changed since its last build.
+    updated_at: Mapped[UpdatedAt] = mapped_column(index=True)
+
+    def alt_question_list(self) -> list[str]:
+        """The extra phrasings as a list, without blanks."""
+        return [q.strip() for q in (self.alt_questions or "").split("|") if q.strip()]
+
+    def __repr__(self) -> str:
+        return f"Faq({self.faq_id!r}, {self.question!r})"
+
+
+class Task(Base):
+    """A reminder or follow-up owned by an employee, optionally about a customer."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_owner_id_status_due_date", "owner_id", "status", "due_date"),)
+
+    id: Mapped[IntPk]
+    owner_id: Mapped[str] = mapped_column(ForeignKey("employees.employee_id"))
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    due_date: Mapped[date] = mapped_column(index=True)
+    status: Mapped[EnumStr] = mapped_column(default=TASK_STATUS_OPEN, server_default=TASK_STATUS_OPEN)
+    source: Mapped[str] = mapped_column(String(32))  # e.g. chat, interaction, care
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    owner: Mapped[Employee] = relationship(back_populates="tasks")
+    customer: Mapped[Customer | None] = relationship(back_populates="tasks")
+
+    def __repr__(self) -> str:
+        return f"Task({self.id!r}, {self.title!r})"
+
+
+class AuditLog(Base):
+    """Who did what to which record. `detail` must never hold personal data, only ids and field names."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity_entity_id", "entity", "entity_id"),)
+
+    id: Mapped[IntPk]
+    occurred_at: Mapped[CreatedAt] = mapped_column(index=True)
+    actor_role: Mapped[EnumStr]
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    def __repr__(self) -> str:
+        return f"AuditLog({self.id!r}, {self.action!r})"
+
+
+class Outbox(Base):
+    """A message to a customer, written in the same transaction as its cause and delivered later.
+
+    `dedupe_key` is unique so that the same reminder can never be queued twice.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),)
+
+    id: Mapped[IntPk]
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    channel: Mapped[EnumStr]
+    kind: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[EnumStr] = mapped_column(
+        default=OUTBOX_STATUS_PENDING, server_default=OUTBOX_STATUS_PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    sent_at: Mapped[datetime | None]
+
+    customer: Mapped[Customer | None] = relationship(back_populates="outbox_messages")
+
+    def __repr__(self) -> str:
+        return f"Outbox({self.id!r}, {self.kind!r})"
