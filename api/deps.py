@@ -1,0 +1,74 @@
+"""FastAPI dependencies, declared once as `Annotated` aliases.
+
+These are also the test seams: a test replaces one with `app.dependency_overrides`, e.g.
+`app.dependency_overrides[get_http_client] = lambda: httpx.AsyncClient(transport=stub)`
+points every call to Rasa and the action server at an in-process stub.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import httpx
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+
+from api.settings import ApiSettings, get_api_settings
+
+Role = Literal["customer", "staff", "manager"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The person behind a request, as the gateway vouches for it to Rasa."""
+
+    role: Role
+    principal_id: str | None
+
+
+def get_http_client(request: Request) -> httpx.AsyncClient:
+    """Return the HTTP client shared by the whole app, created in the lifespan.
+
+    Raises:
+        RuntimeError: If the app was not started through its lifespan.
+    """
+    client = getattr(request.app.state, "http_client", None)
+    if not isinstance(client, httpx.AsyncClient):
+        raise RuntimeError("HTTP client missing: the app was not started through its lifespan")
+    return client
+
+
+def get_engine(request: Request) -> Engine:
+    """Return the CRM database engine created in the lifespan.
+
+    Raises:
+        RuntimeError: If the app was not started through its lifespan.
+    """
+    engine = getattr(request.app.state, "engine", None)
+    if not isinstance(engine, Engine):
+        raise RuntimeError("Database engine missing: the app was not started through its lifespan")
+    return engine
+
+
+def get_uptime_s(request: Request) -> float:
+    """Return seconds since the app's lifespan started (infinite if it never did)."""
+    started_at = getattr(request.app.state, "started_at", None)
+    if not isinstance(started_at, float):
+        return float("inf")
+    return time.monotonic() - started_at
+
+
+def get_current_principal() -> Principal:
+    """Return who is chatting.
+
+    There is no authentication yet, so everyone is an anonymous customer. This is the
+    one place that will resolve a token to a staff or manager principal later.
+    """
+    return Principal(role="customer", principal_id=None)
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
+HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+PrincipalDep = Annotated[Principal, Depends(get_current_principal)]
+UptimeDep = Annotated[float, Depends(get_uptime_s)]

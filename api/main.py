@@ -1,0 +1,101 @@
+"""The FastAPI application: routers, lifespan resources and error handlers.
+
+Run with `uvicorn api.main:app`. Tests call `create_app()` for a fresh app per test.
+"""
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+
+from api import chat, health
+from api.settings import get_api_settings
+from crm_store.db import create_engine_for
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+INTERNAL_ERROR_DETAIL = "抱歉，服务器开小差了，请稍后再试。"
+
+# The chat page loads nothing from elsewhere (the machines are offline) and is never framed.
+_PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data: http: https:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Create the shared HTTP client and the database engine once; release them on shutdown."""
+    settings = get_api_settings()
+    engine = create_engine_for()
+    # trust_env=False: every call goes to loopback services, and an HTTP(S)_PROXY in the
+    # environment must not route them (with the user's message) through a proxy.
+    http_client = httpx.AsyncClient(
+        timeout=settings.rasa_timeout_s,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+    app.state.engine = engine
+    app.state.http_client = http_client
+    app.state.started_at = time.monotonic()
+    try:
+        yield
+    finally:
+        await http_client.aclose()
+        engine.dispose()
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's default echoes each offending `input` back (a whole over-long body, say);
+    # keep only where and what, which is the documented HTTPValidationError shape.
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")} for e in errors
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+    return JSONResponse(status_code=500, content={"detail": INTERNAL_ERROR_DETAIL})
+
+
+def create_app() -> FastAPI:
+    """Build the API: `/api/chat`, `/health`, the web chat page at `/` and docs at `/docs`."""
+    # The machines are offline: Swagger UI's scripts are served from the package, not a CDN.
+    app = FastAPIOffline(
+        title="小助手 CRM API",
+        version="0.1.0",
+        description="Public entry of 小助手: chat gateway to the Rasa dialogue engine and health.",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unhandled_error)
+
+    api_router = APIRouter(prefix="/api")
+    api_router.include_router(chat.router)
+    app.include_router(api_router)
+    app.include_router(health.router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": _PAGE_CSP})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+app = create_app()
+
+__all__: list[str] = ["app", "create_app"]

@@ -1,0 +1,74 @@
+"""An in-process stand-in for Rasa and the action server, served through `httpx.MockTransport`.
+
+A module of its own (not conftest) so that tests can import the type for their fixtures.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+RASA_URL = "http://rasa.test:5005"
+ACTION_SERVER_URL = "http://actions.test:5055"
+RASA_HOST = httpx.URL(RASA_URL).host
+ACTION_SERVER_HOST = httpx.URL(ACTION_SERVER_URL).host
+
+
+@dataclass
+class StubServices:
+    """A small HTTP stand-in for Rasa (`/webhooks/rest/webhook`, `/status`, `/`) and the
+    action server (`/health`). Flip the attributes to simulate outages."""
+
+    rasa_up: bool = True
+    rasa_webhook_status: int = 200
+    rasa_reply: Any = field(
+        default_factory=lambda: [
+            {"recipient_id": "u-1", "text": "您好，我是小助手～"},
+            {
+                "recipient_id": "u-1",
+                "text": "请选择：",
+                "buttons": [{"title": "查订单", "payload": "/check_order_status"}],
+            },
+            {"recipient_id": "u-1", "custom": {"chart": {"type": "bar"}}},
+        ]
+    )
+    rasa_status_code: int = 200
+    rasa_status_body: Any = field(
+        default_factory=lambda: {"model_file": "models/20261123-zh.tar.gz", "model_id": "abc"}
+    )
+    rasa_root_status: int = 200
+    action_server_up: bool = True
+    # Raised from inside the transport, to reach the app's last-resort error handler.
+    unexpected_error: Exception | None = None
+    webhook_calls: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.unexpected_error is not None:
+            raise self.unexpected_error
+        if request.url.host == RASA_HOST:
+            return self._rasa(request)
+        if request.url.host == ACTION_SERVER_HOST:
+            if not self.action_server_up:
+                raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+            if request.url.path == "/health":
+                return httpx.Response(200, json={"status": "ok"})
+        return httpx.Response(404)
+
+    def _rasa(self, request: httpx.Request) -> httpx.Response:
+        if not self.rasa_up:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        path = request.url.path
+        if request.method == "POST" and path == "/webhooks/rest/webhook":
+            self.webhook_calls.append(json.loads(request.content))
+            # A well-formed list even on errors, so only the status can tell the gateway.
+            if isinstance(self.rasa_reply, bytes):
+                return httpx.Response(self.rasa_webhook_status, content=self.rasa_reply)
+            return httpx.Response(self.rasa_webhook_status, json=self.rasa_reply)
+        if request.method == "GET" and path == "/status":
+            return httpx.Response(self.rasa_status_code, json=self.rasa_status_body)
+        if request.method == "GET" and path == "/":
+            return httpx.Response(self.rasa_root_status, text="Hello from Rasa: 3.6.21")
+        return httpx.Response(404)
