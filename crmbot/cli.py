@@ -1,0 +1,137 @@
+"""`crmbot`: set up the store, import CSV data, train the bot and run the whole assistant."""
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+
+from crm_store.db import create_engine_for, make_session_factory
+from crm_store.importer import ImportReport, import_csv_dir
+from crmbot.preparation import prepare_model, prepare_store
+from crmbot.stack import StackSettings, run_stack
+
+logger = logging.getLogger("crmbot")
+
+EXIT_ROWS_REJECTED = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s crmbot | %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # The command prints the import report itself (rejected rows as `file:line: reason`, then a
+    # table), so the importer's own log lines would only repeat it.
+    logging.getLogger("crm_store.importer").setLevel(logging.CRITICAL)
+    return int(args.handler(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crmbot", description="小助手：中文对话式 CRM 助手")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="建库、导入演示数据、按需训练，并启动 Rasa、动作服务器和 API")
+    up.add_argument("--no-demo", action="store_true", help="空库时不导入演示数据")
+    up.set_defaults(handler=_up)
+
+    migrate_cmd = commands.add_parser("migrate", help="创建或升级 CRM 数据库")
+    migrate_cmd.set_defaults(handler=_migrate)
+
+    import_cmd = commands.add_parser("import", help="导入一个目录中的 CSV 文件（按 id 更新或插入）")
+    import_cmd.add_argument("directory", type=Path)
+    import_cmd.add_argument("--no-progress", action="store_true", help="不显示进度条")
+    import_cmd.set_defaults(handler=_import)
+
+    train = commands.add_parser("train", help="从 CRM 数据生成词表，训练有变化时才重新训练")
+    train.add_argument("--force", action="store_true", help="即使没有变化也重新训练")
+    train.set_defaults(handler=_train)
+    return parser
+
+
+def _migrated_engine() -> Engine:
+    engine = create_engine_for()
+    prepare_store(engine, load_demo=False)
+    return engine
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    _migrated_engine().dispose()
+    logger.info("数据库已是最新结构")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    directory: Path = args.directory
+    if not directory.is_dir():
+        logger.error("找不到目录：%s", directory)
+        return 1
+    engine = _migrated_engine()
+    report = import_csv_dir(make_session_factory(engine), directory, progress=not args.no_progress)
+    engine.dispose()
+    _print_import_report(report)
+    return 0 if report.ok else EXIT_ROWS_REJECTED
+
+
+def _print_import_report(report: ImportReport) -> None:
+    # Plain lines, never wrapped, so that `file:line: reason` stays greppable.
+    for error in report.root_errors:
+        print(error, file=sys.stderr)
+    # Valid rows that refer to a rejected row are not broken themselves: name them by their cause.
+    held: dict[tuple[str, str], list[int]] = {}
+    for error in report.held_back:
+        held.setdefault((error.file, error.caused_by or ""), []).append(error.line)
+    for (file, cause), lines in held.items():
+        shown = "、".join(str(n) for n in lines[:10]) + ("等" if len(lines) > 10 else "")
+        note = f"（{file} 第 {shown} 行引用了被拒绝的 {cause}，暂未导入；修正后重新导入即可）"
+        print(note, file=sys.stderr)
+    for name in report.unknown_files:
+        print(f"（{name}：不认识的文件，已跳过）", file=sys.stderr)
+
+    table = Table(title="导入结果")
+    for column in ("文件", "读取", "新增", "更新", "未变", "拒绝", "连带未导入"):
+        table.add_column(column, justify="left" if column == "文件" else "right")
+    for summary in report.files.values():
+        table.add_row(
+            summary.file,
+            str(summary.read),
+            str(summary.inserted),
+            str(summary.updated),
+            str(summary.unchanged),
+            f"[red]{summary.rejected}[/red]" if summary.rejected else "0",
+            f"[yellow]{summary.held_back}[/yellow]" if summary.held_back else "0",
+        )
+    Console().print(table)
+
+
+def _train(args: argparse.Namespace) -> int:
+    engine = _migrated_engine()
+    model = prepare_model(engine, force=args.force)
+    engine.dispose()
+    logger.info("模型：%s", model)
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    stack = StackSettings.from_environment()
+    engine = create_engine_for()
+    report = prepare_store(engine, load_demo=not args.no_demo, progress=True)
+    if report is not None:
+        _print_import_report(report)
+    model = prepare_model(engine)
+    engine.dispose()
+    logger.info(
+        "启动 Rasa（:%d）、动作服务器（:%d）和 API（:%d）…",
+        stack.rasa_port,
+        stack.action_port,
+        stack.api_port,
+    )
+    return run_stack(stack, model)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

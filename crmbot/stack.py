@@ -1,0 +1,144 @@
+"""`crmbot up`: prepare the store and the model, then run Rasa, the action server and the API together.
+
+The three processes run as one group under honcho: each log line carries the process name,
+and when one process exits (or Ctrl-C is pressed) all of them are stopped.
+"""
+
+import logging
+import os
+import shlex
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from honcho.manager import Manager
+from sqlalchemy.engine import make_url
+
+from crm_store.settings import get_store_settings
+from crmbot import paths
+from crmbot.training import rasa_environment
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Addresses and files of one running stack, read from the environment."""
+
+    database_url: str
+    tracker_url: str
+    rasa_port: int
+    action_port: int
+    api_host: str
+    api_port: int
+    rasa_token: str | None
+
+    @classmethod
+    def from_environment(cls) -> "StackSettings":
+        database_url = get_store_settings().database_url
+        return cls(
+            database_url=database_url,
+            tracker_url=os.environ.get("CRM_TRACKER_URL") or default_tracker_url(database_url),
+            rasa_port=int(os.environ.get("CRM_RASA_PORT", "5005")),
+            action_port=int(os.environ.get("CRM_ACTION_PORT", "5055")),
+            api_host=os.environ.get("CRM_API_HOST", "0.0.0.0"),
+            api_port=int(os.environ.get("CRM_API_PORT", "8000")),
+            rasa_token=os.environ.get("CRM_RASA_TOKEN") or None,
+        )
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def action_server_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/health"
+
+
+def default_tracker_url(database_url: str) -> str:
+    """Rasa's tracker store, beside the CRM data (DESIGN §4).
+
+    On SQLite it gets its own file: Rasa runs SQLAlchemy 1.4 and the store SQLAlchemy 2, and two
+    processes writing one SQLite file would contend. On PostgreSQL it shares the database through
+    Rasa's own tables, with the psycopg2 driver that the bot environment has.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        crm_file = Path(url.database or paths.VAR_DIR / "crm.db")
+        return f"sqlite:///{crm_file.with_name('tracker.db')}"
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def process_environment(stack: StackSettings) -> dict[str, str]:
+    env = rasa_environment()
+    env.update(
+        CRM_DATABASE_URL=stack.database_url,
+        CRM_TRACKER_URL=stack.tracker_url,
+        CRM_ACTION_WEBHOOK_URL=f"{stack.action_server_url}/webhook",
+        CRM_RASA_URL=stack.rasa_url,
+        CRM_ACTION_SERVER_URL=stack.action_server_url,
+        # The action server trusts message metadata, so it must never listen beyond loopback.
+        SANIC_HOST="127.0.0.1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def process_commands(stack: StackSettings, model: Path) -> dict[str, list[str]]:
+    rasa = [
+        str(paths.RASA_BIN), "run",
+        "--model", str(model),
+        "--endpoints", str(paths.BOT_DIR / "endpoints.yml"),
+        "--credentials", str(paths.BOT_DIR / "credentials.yml"),
+        "--interface", "127.0.0.1",
+        "--port", str(stack.rasa_port),
+        "--enable-api",
+    ]  # fmt: skip
+    if stack.rasa_token:
+        rasa += ["--auth-token", stack.rasa_token]
+    return {
+        "rasa": rasa,
+        "actions": [
+            sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(stack.action_port),
+        ],
+        "api": [
+            sys.executable, "-m", "uvicorn", "api.main:app",
+            "--host", stack.api_host, "--port", str(stack.api_port), "--no-server-header",
+        ],
+    }  # fmt: skip
+
+
+def run_stack(stack: StackSettings, model: Path) -> int:
+    """Run the three processes until one stops or Ctrl-C; return the group's exit code."""
+    manager = Manager()
+    env = process_environment(stack)
+    for name, command in process_commands(stack, model).items():
+        manager.add_process(name, shlex.join(command), env=env, cwd=str(paths.PROJECT_ROOT))
+    threading.Thread(target=_announce_when_ready, args=(stack,), daemon=True).start()
+    manager.loop()
+    return int(manager.returncode or 0)
+
+
+def _announce_when_ready(stack: StackSettings, timeout_s: float = 600.0) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            if httpx.get(stack.health_url, timeout=2.0).status_code == 200:
+                logger.info(
+                    "小助手已就绪（%.0f 秒）：网页聊天 http://localhost:%d/ ，接口文档 http://localhost:%d/docs",
+                    time.monotonic() - started,
+                    stack.api_port,
+                    stack.api_port,
+                )
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1.0)
+    logger.warning("%.0f 秒后 /health 仍未就绪，请查看上面各进程的日志", timeout_s)
