@@ -7,16 +7,17 @@ action server can share the file; PostgreSQL is reached through psycopg 3.
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.models import Customer
 from crm_store.settings import get_store_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def alembic_config(engine: Engine | None = None) -> Config:
+def alembic_config(engine: Engine | None = None) -> "Config":
     """An Alembic config for the packaged migrations, independent of the current directory."""
+    # Imported here: the action server and the API use the store but never migrate it.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
@@ -92,6 +96,8 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 def migrate(engine: Engine) -> None:
     """Upgrade the database behind `engine` to the latest schema (Alembic `upgrade head`)."""
+    from alembic import command
+
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection

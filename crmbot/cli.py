@@ -25,10 +25,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s crmbot | %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # The command prints the import report itself (rejected rows as `file:line: reason`, then a
     # table), so the importer's own log lines would only repeat it.
     logging.getLogger("crm_store.importer").setLevel(logging.CRITICAL)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        # Ctrl-C before the processes run (while importing or training): stop quietly.
+        logger.info("已取消")
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -119,8 +119,16 @@ def run_stack(stack: StackSettings, model: Path) -> int:
     """Run the three processes until one stops or Ctrl-C; return the group's exit code."""
     manager = Manager()
     env = process_environment(stack)
+    # rasa-sdk 3.21 warns at every call that it is newer than Rasa 3.6; the HTTP protocol is
+    # the same (DESIGN §2), so the warning is expected and only hides real ones.
+    action_env = {**env, "PYTHONWARNINGS": "ignore:Your versions of rasa and rasa_sdk:UserWarning"}
     for name, command in process_commands(stack, model).items():
-        manager.add_process(name, shlex.join(command), env=env, cwd=str(paths.PROJECT_ROOT))
+        manager.add_process(
+            name,
+            shlex.join(command),
+            env=action_env if name == "actions" else env,
+            cwd=str(paths.PROJECT_ROOT),
+        )
     threading.Thread(target=_announce_when_ready, args=(stack,), daemon=True).start()
     manager.loop()
     return int(manager.returncode or 0)

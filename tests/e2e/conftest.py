@@ -1,0 +1,106 @@
+"""The real stack, once per test session: `crmbot up` on a fresh demo store, chatting over HTTP.
+
+Training is the slow part (minutes on two cores) and is cached by fingerprint under var/models,
+so only the first run on a machine, or a run after bot data changed, pays for it.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from e2e_stack import RunningStack
+
+from crm_store.db import create_engine_for
+from crmbot.preparation import prepare_model, prepare_store
+
+STARTUP_TIMEOUT_S = 300
+REFERENCE_DAY = "2026-11-23"
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model for the demo company, trained only if var/models has none for these inputs."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('model-store') / 'crm.db'}"
+    engine = create_engine_for(url)
+    prepare_store(engine, load_demo=True)
+    model = prepare_model(engine)
+    engine.dispose()
+    return model
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _port_is_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="session")
+def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    workdir = tmp_path_factory.mktemp("stack")
+    api_port = _free_port()
+    stack = RunningStack(
+        api_url=f"http://127.0.0.1:{api_port}",
+        rasa_port=_free_port(),
+        action_port=_free_port(),
+        api_port=api_port,
+        log_file=workdir / "stack.log",
+    )
+    env = {
+        **os.environ,
+        "CRM_DATABASE_URL": f"sqlite:///{workdir / 'crm.db'}",
+        "CRM_TODAY": REFERENCE_DAY,
+        "CRM_RASA_PORT": str(stack.rasa_port),
+        "CRM_ACTION_PORT": str(stack.action_port),
+        "CRM_API_PORT": str(stack.api_port),
+        "CRM_API_HOST": "127.0.0.1",
+        "RASA_TELEMETRY_ENABLED": "false",
+    }
+    env.pop("CRM_TRACKER_URL", None)
+    with stack.log_file.open("wb") as log:
+        # The same command the README's run command ends with.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crmbot.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_until_healthy(stack, process)
+            yield stack
+        finally:
+            # Ctrl-C, as a person would press it: every process of the group must stop.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
+    still_listening = [p for p in (stack.rasa_port, stack.action_port, stack.api_port) if _port_is_open(p)]
+    assert not still_listening, f"ports still open after Ctrl-C: {still_listening}"
+
+
+def _wait_until_healthy(stack: RunningStack, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"crmbot up exited with {process.returncode}:\n{_tail(stack.log_file)}")
+        try:
+            if httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"the stack was not healthy after {STARTUP_TIMEOUT_S} s:\n{_tail(stack.log_file)}")
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
