@@ -28,11 +28,12 @@ from sqlalchemy import (
     false,
     func,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from crm_store import clock
-from crm_store.vocab import OUTBOX_STATUS_PENDING, TASK_STATUS_OPEN
+from crm_store.vocab import HANDOFF_STATUS_OPEN, OUTBOX_STATUS_PENDING, TASK_STATUS_OPEN
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -203,12 +204,18 @@ class OrderItem(Base):
 
 
 class Ticket(Base):
-    """A complaint or service case."""
+    """A complaint or service case.
+
+    The CSV columns come first. The others are written when a ticket is filed through the chat or the
+    API (imported tickets leave them empty): `due_at` is the SLA deadline, `assigned_at` drives the
+    round robin of assignees, and `request_key` makes filing the same complaint twice a no-op. A
+    ticket filed by someone not verified has no `customer_id`.
+    """
 
     __tablename__ = "tickets"
 
     ticket_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.customer_id"), index=True)
     category: Mapped[str | None] = mapped_column(String(32))
     priority: Mapped[EnumStr]
     status: Mapped[EnumStr] = mapped_column(index=True)
@@ -216,8 +223,18 @@ class Ticket(Base):
     assignee_id: Mapped[str | None] = mapped_column(ForeignKey("employees.employee_id"), index=True)
     summary: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[UpdatedAt]
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.order_id"), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    contact_phone: Mapped[str | None] = mapped_column(String(20))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    # Indexed because "deadlines about to pass" is a question of the care scheduler.
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    assigned_at: Mapped[datetime | None]
+    rating: Mapped[int | None]
+    rated_at: Mapped[datetime | None]
+    request_key: Mapped[str | None] = mapped_column(String(64), unique=True)
 
-    customer: Mapped[Customer] = relationship(back_populates="tickets")
+    customer: Mapped[Customer | None] = relationship(back_populates="tickets")
     assignee: Mapped[Employee | None] = relationship(back_populates="tickets")
 
     def __repr__(self) -> str:
@@ -335,7 +352,9 @@ class AuditLog(Base):
 class Outbox(Base):
     """A message to a customer, written in the same transaction as its cause and delivered later.
 
-    `dedupe_key` is unique so that the same reminder can never be queued twice.
+    `dedupe_key` is unique so that the same reminder can never be queued twice. When `employee_id` is
+    set the message is a notice to that employee, never to the customer: `customer_id` then only says
+    whom it is about, and the customer's opt-out does not apply.
     """
 
     __tablename__ = "outbox"
@@ -343,6 +362,7 @@ class Outbox(Base):
 
     id: Mapped[IntPk]
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    employee_id: Mapped[str | None] = mapped_column(ForeignKey("employees.employee_id"), index=True)
     channel: Mapped[EnumStr]
     kind: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
@@ -356,6 +376,86 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None]
 
     customer: Mapped[Customer | None] = relationship(back_populates="outbox_messages")
+    employee: Mapped[Employee | None] = relationship()
 
     def __repr__(self) -> str:
         return f"Outbox({self.id!r}, {self.kind!r})"
+
+
+class VerificationAttempt(Base):
+    """Failed identity checks of one subject, for the lock-out after repeated failures.
+
+    A subject is a conversation or an attempted phone number, both as hashes from `crm_store.privacy`
+    (e.g. `conversation:3f2a...`, `phone:9b1c...`), so neither sits here in clear.
+    """
+
+    __tablename__ = "verification_attempts"
+
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_failed_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"VerificationAttempt({self.subject!r}, {self.failures!r})"
+
+
+class HandoffCase(Base):
+    """A conversation handed to a person: the bot stays silent for it while the case is open.
+
+    `sender_id` is the chat's conversation id in clear, because staff replies must reach that
+    conversation and closing the case must resume it. At most one case per conversation is open,
+    which a partial unique index guarantees even under concurrent requests.
+    """
+
+    __tablename__ = "handoff_cases"
+    __table_args__ = (
+        Index(
+            "uq_handoff_cases_open_sender_id",
+            "sender_id",
+            unique=True,
+            sqlite_where=sql_text("status = 'open'"),
+            postgresql_where=sql_text("status = 'open'"),
+        ),
+        Index("ix_handoff_cases_status_opened_at", "status", "opened_at"),
+    )
+
+    id: Mapped[IntPk]
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    ticket_id: Mapped[str | None] = mapped_column(ForeignKey("tickets.ticket_id"), index=True)
+    reason: Mapped[EnumStr]
+    status: Mapped[EnumStr] = mapped_column(default=HANDOFF_STATUS_OPEN, server_default=HANDOFF_STATUS_OPEN)
+    # A list of {"who": "customer" | "bot" | "staff", "text": ..., "at": ISO 8601}, oldest first.
+    transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    rating: Mapped[int | None]
+    rated_at: Mapped[datetime | None]
+    updated_at: Mapped[UpdatedAt]
+
+    messages: Mapped[list["HandoffMessage"]] = relationship(
+        back_populates="case", order_by="HandoffMessage.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"HandoffCase({self.id!r}, {self.status!r})"
+
+
+class HandoffMessage(Base):
+    """A staff reply of a hand-off case, waiting until the chat delivers it to the customer."""
+
+    __tablename__ = "handoff_messages"
+    __table_args__ = (Index("ix_handoff_messages_case_id_delivered_at", "case_id", "delivered_at"),)
+
+    id: Mapped[IntPk]
+    case_id: Mapped[int] = mapped_column(ForeignKey("handoff_cases.id", ondelete="CASCADE"))
+    staff_id: Mapped[str | None] = mapped_column(ForeignKey("employees.employee_id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    delivered_at: Mapped[datetime | None]
+
+    case: Mapped[HandoffCase] = relationship(back_populates="messages")
+
+    def __repr__(self) -> str:
+        return f"HandoffMessage({self.id!r}, {self.case_id!r})"

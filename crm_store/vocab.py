@@ -27,6 +27,7 @@ ORDER_NOT_LATE_STATUSES: Final = ORDER_CLOSED_STATUSES | {"退货中"}
 TICKET_PRIORITIES: Final = ("低", "中", "高")
 TICKET_STATUSES: Final = ("新建", "处理中", "已解决", "已关闭")
 TICKET_OPEN_STATUSES: Final = frozenset({"新建", "处理中"})
+TICKET_STATUS_NEW: Final = "新建"
 
 EMPLOYEE_ROLES: Final = ("manager", "sales", "service", "admin")
 
@@ -35,7 +36,9 @@ CUSTOMER_TYPE_COMPANY: Final = "企业"
 GENDERS: Final = ("男", "女")
 CHANNEL_PREFS: Final = ("wechat", "sms", "email", "web")
 
-INTERACTION_KINDS: Final = ("拜访", "电话", "微信", "邮件", "短信", "会议", "其他")
+INTERACTION_KINDS: Final = ("拜访", "电话", "微信", "邮件", "短信", "会议", "消息", "其他")
+# A message the customer left through the chat or a messaging app (e.g. when filing a complaint).
+INTERACTION_KIND_MESSAGE: Final = "消息"
 
 OPPORTUNITY_STAGES: Final = ("初步接触", "需求确认", "方案演示", "报价", "谈判", "赢单", "输单")
 
@@ -44,3 +47,29 @@ TASK_STATUS_OPEN: Final = "待办"
 
 OUTBOX_STATUSES: Final = ("pending", "sent", "failed", "skipped")
 OUTBOX_STATUS_PENDING: Final = "pending"
+
+COMPLAINT_CATEGORIES: Final = ("产品质量", "物流配送", "服务态度", "价格争议", "售后维修", "其他")
+COMPLAINT_CATEGORY_OTHER: Final = "其他"
+# Where a ticket or a hand-off came from; the same values as a customer's preferred channel.
+CONTACT_CHANNELS: Final = CHANNEL_PREFS
+
+# Satisfaction ratings, for tickets and hand-off cases alike: 1 (very unhappy) to 5 (very happy).
+RATING_MIN: Final = 1
+RATING_MAX: Final = 5
+
+VALUE_TIER_KEY: Final = "关键"
+VALUE_TIER_NORMAL: Final = "普通"
+VALUE_TIER_SMALL: Final = "小客户"
+VALUE_TIERS: Final = (VALUE_TIER_KEY, VALUE_TIER_NORMAL, VALUE_TIER_SMALL)
+
+# How an employee's role is shown to customers: a function, never a name.
+ROLE_LABELS: Final = {"service": "客服专员", "sales": "客户经理", "manager": "经理", "admin": "值班专员"}
+
+HANDOFF_REASONS: Final = ("客户要求", "连续未理解", "高优先级投诉")
+HANDOFF_STATUSES: Final = ("open", "closed")
+HANDOFF_STATUS_OPEN: Final = "open"
+HANDOFF_STATUS_CLOSED: Final = "closed"
+TRANSCRIPT_SPEAKERS: Final = ("customer", "bot", "staff")
+
+# A notice to an employee (outbox.employee_id set) about a new ticket.
+OUTBOX_KIND_TICKET_NOTICE: Final = "ticket_notice"

@@ -1,0 +1,93 @@
+"""Readable ids (T09002, I00042) allocated safely when several processes write at once.
+
+A new id is the next number after the largest numeric id with the same prefix. Two transactions can
+compute the same one; the second insert then fails on the primary key, its savepoint is rolled back
+and the next number is tried, so the caller's transaction survives. On SQLite the write lock is
+taken before the maximum is read, which serialises allocators and makes a collision impossible.
+"""
+
+import re
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+from sqlalchemy import delete, false, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from crm_store.models import Base
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+# Each failed attempt means another writer just took the id; a handful of retries is plenty.
+ID_ATTEMPTS: Final = 8
+_DIGITS: Final = re.compile(r"[0-9]+")
+
+
+def begin_write(session: Session, model: type[Base]) -> None:
+    """Make sure `session` holds a write transaction before a savepoint is opened.
+
+    Python's sqlite3 driver begins a transaction only before INSERT, UPDATE or DELETE, not before
+    SAVEPOINT; a savepoint opened first would start (and on release commit) a transaction of its
+    own, outside the caller's. A delete of nothing opens the transaction and takes SQLite's write
+    lock. Nothing is done on other backends, which begin transactions properly.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(delete(model).where(false()).execution_options(synchronize_session=False))
+
+
+def next_numeric_id(session: Session, *, column: InstrumentedAttribute[str], prefix: str, width: int) -> str:
+    """`prefix` + the next number after the largest numeric id of that prefix, zero-padded to `width`.
+
+    Ids of the prefix that are not all digits after it (e.g. imported "TX-1") are ignored; the
+    numbering widens past `width` digits rather than wrapping.
+    """
+    stmt = (
+        select(column)
+        .where(column.like(f"{prefix}%"))
+        # The longest, then the greatest: "T100000" comes before "T99999".
+        .order_by(func.length(column).desc(), column.desc())
+        .execution_options(yield_per=200)
+    )
+    largest = 0
+    result = session.scalars(stmt)
+    try:
+        for value in result:
+            rest = value[len(prefix) :]
+            # LIKE ignores case on SQLite: "t00001" matches the prefix "T" there but is not ours.
+            if value.startswith(prefix) and _DIGITS.fullmatch(rest):
+                largest = int(rest)
+                break
+    finally:
+        # Usually only the first row is read; a streamed result must not stay open.
+        result.close()
+    return f"{prefix}{largest + 1:0{width}d}"
+
+
+def add_with_new_id(
+    session: Session,
+    *,
+    model: type[ModelT],
+    column: InstrumentedAttribute[str],
+    prefix: str,
+    width: int,
+    build: Callable[[str], ModelT],
+) -> ModelT:
+    """Insert `build(new_id)` under a fresh id and return it, flushed.
+
+    Raises:
+        IntegrityError: The row broke another constraint (the id itself was free).
+        RuntimeError: Other writers took every id tried.
+    """
+    begin_write(session, model)
+    for _ in range(ID_ATTEMPTS):
+        new_id = next_numeric_id(session, column=column, prefix=prefix, width=width)
+        row = build(new_id)
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            if session.scalar(select(column).where(column == new_id)) is None:
+                raise
+            continue
+        return row
+    raise RuntimeError(f"no free id with prefix {prefix!r} after {ID_ATTEMPTS} attempts")
