@@ -1,22 +1,29 @@
-"""`POST /api/chat`: the only way a user's message reaches Rasa.
+"""`POST /api/chat`: the only way a user's message reaches Rasa; `GET /api/chat/updates`: staff replies.
 
 The gateway cleans and bounds the message, stamps the caller's role into the metadata
 (clients can never choose it) and forwards the turn to Rasa's REST channel on loopback,
 which passes the metadata on to the actions. Whatever goes wrong on the way, the client
 gets a list of bot messages back.
+
+While a person has the conversation (an open hand-off case, see `api.relay`), messages are
+recorded for staff instead of reaching Rasa, and staff replies come back in the same shape.
 """
 
 import hashlib
 import logging
-import re
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
 
+import anyio.to_thread
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import HttpClientDep, PrincipalDep, SettingsDep
-from api.schemas import BotMessage, ChatRequest
+from api.deps import HttpClientDep, PrincipalDep, SessionFactoryDep, SettingsDep
+from api.relay import Relay, relay_turn
+from api.schemas import SENDER_PATTERN, BotMessage, ChatRequest, clean_message
 
 logger = logging.getLogger(__name__)
 
@@ -28,25 +35,6 @@ EMPTY_MESSAGE_REPLY = "您好像还没有输入内容，请告诉我您想咨询
 TOO_LONG_REPLY = "您的消息有点长（超过 {limit} 字），请精简后再发给我，或分几次发送。"
 UNAVAILABLE_REPLY = "抱歉，小助手暂时无法回复，请稍后再试。"
 
-# C0/C1 control characters except "\n", plus lone surrogates: a JSON body may carry
-# "\ud800", which Python accepts but cannot encode as UTF-8 when forwarding.
-_UNWANTED_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def clean_message(text: str) -> str:
-    """Normalise line ends and drop control characters, keeping newlines.
-
-    Tabs become spaces rather than vanishing, so "a<TAB>b" does not turn into "ab".
-
-    Args:
-        text: The message as the client sent it.
-
-    Returns:
-        The message with only printable characters and "\\n" line breaks.
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
-    return _UNWANTED_CHARS.sub("", text)
-
 
 def sender_tag(sender: str) -> str:
     """Return a short, stable hash of a sender id, to correlate log lines without the id."""
@@ -57,9 +45,14 @@ def _reply(text: str, status_code: int = 200) -> JSONResponse:
     return JSONResponse(status_code=status_code, content=[{"text": text}])
 
 
-def _unavailable(reason: str, sender: str) -> JSONResponse:
+def _unavailable(reason: str, sender: str, before: list[dict[str, Any]]) -> JSONResponse:
     logger.warning("chat turn failed for sender #%s: %s", sender_tag(sender), reason)
-    return _reply(UNAVAILABLE_REPLY, status_code=503)
+    return JSONResponse(status_code=503, content=[*before, {"text": UNAVAILABLE_REPLY}])
+
+
+async def _relay(factory: sessionmaker[Session], sender: str, text: str | None) -> Relay:
+    # Worker thread: the store is synchronous SQLAlchemy.
+    return await anyio.to_thread.run_sync(partial(relay_turn, factory, sender=sender, text=text))
 
 
 @router.post(
@@ -69,18 +62,39 @@ def _unavailable(reason: str, sender: str) -> JSONResponse:
     responses={503: {"model": list[BotMessage], "description": "Rasa is unavailable; the body says so."}},
 )
 async def chat(
-    body: ChatRequest, settings: SettingsDep, http: HttpClientDep, principal: PrincipalDep
+    body: ChatRequest,
+    settings: SettingsDep,
+    http: HttpClientDep,
+    principal: PrincipalDep,
+    sessions: SessionFactoryDep,
 ) -> JSONResponse:
     """Answer the bot's messages for this turn, in the shape of Rasa's REST channel.
 
     Empty and over-long messages are answered politely without reaching Rasa. When Rasa
     is down the status is 503 and the body is still a list with one apology.
+
+    While a hand-off case is open for `sender`, the message is added to the case for staff and
+    not sent to Rasa; the answer is the staff replies not yet shown, or a short holding message.
+    Staff replies still waiting when the case is already closed come before Rasa's answer.
     """
     message = clean_message(body.message)
     if not message.strip():
         return _reply(EMPTY_MESSAGE_REPLY)
     if len(message) > settings.max_message_chars:
         return _reply(TOO_LONG_REPLY.format(limit=settings.max_message_chars))
+
+    try:
+        relay = await _relay(sessions, body.sender, message)
+    except SQLAlchemyError as exc:
+        # The store is down: the bot is more use than an error, even if a person had the chat.
+        logger.warning(
+            "hand-off check failed for sender #%s (%s); forwarding to Rasa",
+            sender_tag(body.sender),
+            type(exc).__name__,
+        )
+        relay = Relay(paused=False)
+    if relay.paused:
+        return JSONResponse(content=relay.messages)
 
     metadata: dict[str, Any] = {
         **(body.metadata or {}),
@@ -93,13 +107,46 @@ async def chat(
         response = await http.post(url, json=payload, timeout=settings.rasa_timeout_s)
     except httpx.HTTPError as exc:
         # The exception text names the URL and the OS error, never the request body.
-        return _unavailable(f"{type(exc).__name__}: {exc}", body.sender)
+        return _unavailable(f"{type(exc).__name__}: {exc}", body.sender, relay.messages)
     if response.status_code != 200:
-        return _unavailable(f"Rasa answered HTTP {response.status_code}", body.sender)
+        return _unavailable(f"Rasa answered HTTP {response.status_code}", body.sender, relay.messages)
     try:
         bot_messages = response.json()
     except ValueError:
-        return _unavailable("Rasa answered a body that is not JSON", body.sender)
+        return _unavailable("Rasa answered a body that is not JSON", body.sender, relay.messages)
     if not isinstance(bot_messages, list) or not all(isinstance(m, dict) for m in bot_messages):
-        return _unavailable("Rasa answered JSON that is not a list of messages", body.sender)
-    return JSONResponse(content=bot_messages)
+        return _unavailable("Rasa answered JSON that is not a list of messages", body.sender, relay.messages)
+    return JSONResponse(content=[*relay.messages, *bot_messages])
+
+
+@router.get(
+    "/updates",
+    summary="Fetch staff replies not yet shown to this conversation",
+    response_model=list[BotMessage],
+    responses={503: {"model": list[BotMessage], "description": "The CRM store is unavailable; empty list."}},
+)
+async def updates(
+    sender: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=128,
+            pattern=SENDER_PATTERN,
+            description="The conversation id used with `POST /api/chat`.",
+        ),
+    ],
+    sessions: SessionFactoryDep,
+) -> JSONResponse:
+    """Return the staff replies waiting for `sender` as bot messages, each exactly once.
+
+    The web page polls this while a person has the conversation. After the case is closed, its
+    closing message comes with 1–5 rating buttons; the chosen one is sent back via `/api/chat`.
+    An empty list means nothing new.
+    """
+    headers = {"Cache-Control": "no-store"}
+    try:
+        relay = await _relay(sessions, sender, None)
+    except SQLAlchemyError as exc:
+        logger.warning("updates failed for sender #%s (%s)", sender_tag(sender), type(exc).__name__)
+        return JSONResponse(status_code=503, content=[], headers=headers)
+    return JSONResponse(content=relay.messages, headers=headers)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import httpx
 from fastapi import Depends, Request
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import ApiSettings, get_api_settings
 
@@ -50,6 +51,18 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def get_session_factory(request: Request) -> sessionmaker[Session]:
+    """Return the CRM session factory created in the lifespan (one short session per use).
+
+    Raises:
+        RuntimeError: If the app was not started through its lifespan.
+    """
+    factory = getattr(request.app.state, "session_factory", None)
+    if not isinstance(factory, sessionmaker):
+        raise RuntimeError("Session factory missing: the app was not started through its lifespan")
+    return factory
+
+
 def get_uptime_s(request: Request) -> float:
     """Return seconds since the app's lifespan started (infinite if it never did)."""
     started_at = getattr(request.app.state, "started_at", None)
@@ -70,5 +83,6 @@ def get_current_principal() -> Principal:
 SettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 PrincipalDep = Annotated[Principal, Depends(get_current_principal)]
 UptimeDep = Annotated[float, Depends(get_uptime_s)]

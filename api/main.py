@@ -16,9 +16,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from api import chat, health
+from api import chat, handoffs, health
 from api.settings import get_api_settings
-from crm_store.db import create_engine_for
+from crm_store.db import create_engine_for, make_session_factory
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
     )
     app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
     app.state.http_client = http_client
     app.state.started_at = time.monotonic()
     try:
@@ -70,12 +71,15 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app() -> FastAPI:
-    """Build the API: `/api/chat`, `/health`, the web chat page at `/` and docs at `/docs`."""
+    """Build the API: `/api/chat`, `/api/handoffs`, `/health`, the chat page at `/` and docs at `/docs`."""
     # The machines are offline: Swagger UI's scripts are served from the package, not a CDN.
     app = FastAPIOffline(
         title="小助手 CRM API",
         version="0.1.0",
-        description="Public entry of 小助手: chat gateway to the Rasa dialogue engine and health.",
+        description=(
+            "Public entry of 小助手: chat gateway to the Rasa dialogue engine, hand-off of a "
+            "conversation to staff, and health."
+        ),
         docs_url="/docs",
         redoc_url=None,
         lifespan=lifespan,
@@ -85,6 +89,7 @@ def create_app() -> FastAPI:
 
     api_router = APIRouter(prefix="/api")
     api_router.include_router(chat.router)
+    api_router.include_router(handoffs.router)
     app.include_router(api_router)
     app.include_router(health.router)
 

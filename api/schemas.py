@@ -1,6 +1,8 @@
 """Request and response bodies of the public API."""
 
 import json
+import re
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -9,6 +11,25 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # dict would be persisted on every turn.
 MAX_METADATA_BYTES = 4096
 SENDER_PATTERN = r"^[A-Za-z0-9_.:@-]+$"
+
+# C0/C1 control characters except "\n", plus lone surrogates: a JSON body may carry
+# "\ud800", which Python accepts but cannot encode as UTF-8 when forwarding.
+_UNWANTED_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_message(text: str) -> str:
+    """Normalise line ends and drop control characters, keeping newlines.
+
+    Tabs become spaces rather than vanishing, so "a<TAB>b" does not turn into "ab".
+
+    Args:
+        text: The message as the client sent it.
+
+    Returns:
+        The message with only printable characters and "\\n" line breaks.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    return _UNWANTED_CHARS.sub("", text)
 
 
 class ChatRequest(BaseModel):
@@ -101,3 +122,62 @@ class HealthReport(BaseModel):
 
     status: HealthStatus
     components: HealthComponents
+
+
+class ErrorDetail(BaseModel):
+    """An error explained in Chinese for the person using the API."""
+
+    detail: str
+
+
+class TranscriptEntryOut(BaseModel):
+    """One line of a hand-off transcript."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    who: Literal["customer", "bot", "staff"]
+    text: str
+    at: datetime
+
+
+class HandoffCaseOut(BaseModel):
+    """A conversation handed to a person, with what was said so far (oldest first)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sender_id: str = Field(description="The conversation (`sender` of `/api/chat`) the case pauses.")
+    customer_id: str | None = Field(description="The verified customer, if any.")
+    ticket_id: str | None = Field(description="The complaint ticket that led here, if any.")
+    reason: str = Field(description="客户要求, 连续未理解 or 高优先级投诉.")
+    status: Literal["open", "closed"]
+    opened_at: datetime
+    closed_at: datetime | None
+    rating: int | None = Field(description="The customer's 1–5 rating, once given after closing.")
+    transcript: list[TranscriptEntryOut]
+
+
+class StaffReplyIn(BaseModel):
+    """What a member of staff says to the customer."""
+
+    text: str = Field(min_length=1, max_length=2000, examples=["您好，我是客服小周，已经在为您查询了。"])
+
+    @field_validator("text")
+    @classmethod
+    def _clean_text(cls, value: str) -> str:
+        text = clean_message(value).strip()
+        if not text:
+            raise ValueError("回复内容不能为空")
+        return text
+
+
+class StaffReplyOut(BaseModel):
+    """A staff reply as queued for the customer; `delivered_at` is set once the chat has shown it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    case_id: int
+    text: str
+    created_at: datetime
+    delivered_at: datetime | None

@@ -27,6 +27,8 @@ class ApiSettings(BaseSettings):
     # Rasa's HTTP API (`/status`) needs this when Rasa runs with `--auth-token`; the chat
     # webhook does not.
     rasa_token: SecretStr | None = None
+    # Bearer token of the staff endpoints (`/api/handoffs`); while unset they answer 503.
+    staff_token: SecretStr | None = None
     max_message_chars: int = Field(default=2000, gt=0)
     # A cold Rasa turn that calls several actions can take seconds; 30 s leaves room
     # without letting a hung Rasa hold a browser request forever.

@@ -1,4 +1,5 @@
-// Web chat of 小助手: talks to POST /api/chat only. Plain JS, no dependencies (offline machines).
+// Web chat of 小助手: talks to POST /api/chat, and polls GET /api/chat/updates for replies from
+// staff while a person has the conversation. Plain JS, no dependencies (offline machines).
 (() => {
   "use strict";
 
@@ -8,6 +9,10 @@
   const SENDER_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
   const NETWORK_ERROR = "网络连接异常，请检查网络后再试。";
   const GENERIC_ERROR = "抱歉，小助手暂时无法回复，请稍后再试。";
+  // Staff replies are fetched every POLL_MS while the page is visible; after a failure the wait
+  // doubles, up to MAX_POLL_MS, and is back to POLL_MS after the next success.
+  const POLL_MS = 3000;
+  const MAX_POLL_MS = 60000;
 
   const messages = document.getElementById("messages");
   const form = document.getElementById("composer");
@@ -203,6 +208,55 @@
     updateComposer();
   });
 
+  let pollTimer = null;
+  let pollDelay = POLL_MS;
+  let polling = false;
+
+  function stopPolling() {
+    if (pollTimer !== null) clearTimeout(pollTimer);
+    pollTimer = null;
+  }
+
+  function schedulePoll(delay) {
+    stopPolling();
+    // A hidden tab does not poll; it catches up as soon as it is shown again.
+    if (document.visibilityState !== "visible") return;
+    pollTimer = setTimeout(poll, delay);
+  }
+
+  // Each staff reply is delivered once by the server, so whatever arrives here is new.
+  async function poll() {
+    pollTimer = null;
+    if (polling) return;
+    polling = true;
+    let ok = false;
+    try {
+      const response = await fetch("/api/chat/updates?sender=" + encodeURIComponent(sender), {
+        cache: "no-store",
+        headers: { Accept: "application/json" },
+      });
+      if (response.ok) {
+        const body = await response.json();
+        if (Array.isArray(body)) {
+          render(body, false);
+          ok = true;
+        }
+      }
+    } catch (_) {
+      ok = false;
+    } finally {
+      polling = false;
+    }
+    pollDelay = ok ? POLL_MS : Math.min(pollDelay * 2, MAX_POLL_MS);
+    schedulePoll(pollDelay);
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") schedulePoll(0);
+    else stopPolling();
+  });
+
   updateComposer();
   input.focus();
+  schedulePoll(POLL_MS);
 })();

@@ -13,6 +13,8 @@ RASA_URL = "http://rasa.test:5005"
 ACTION_SERVER_URL = "http://actions.test:5055"
 RASA_HOST = httpx.URL(RASA_URL).host
 ACTION_SERVER_HOST = httpx.URL(ACTION_SERVER_URL).host
+# The staff bearer token the test settings configure (`CRM_STAFF_TOKEN`).
+STAFF_TOKEN = "test-staff-token-7c1e"
 
 
 @dataclass

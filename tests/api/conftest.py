@@ -1,5 +1,8 @@
-"""Fixtures for the API tests: a fresh app on a temporary SQLite CRM database, with Rasa
-and the action server stood in by an in-process HTTP stub (`httpx.MockTransport`).
+"""Fixtures for the API tests: a fresh app on a temporary, migrated SQLite CRM database, with
+Rasa and the action server stood in by an in-process HTTP stub (`httpx.MockTransport`).
+
+The schema is migrated once per run into a template file, which each test copies: a real store
+for every test without paying for Alembic each time.
 
 The stub is wired through the app's own seam, `app.dependency_overrides[get_http_client]`,
 so every byte the gateway sends to Rasa is recorded and can be asserted on.
@@ -9,18 +12,21 @@ the folder a package named `api`, shadowing the real one), so pytest puts this f
 `sys.path` (its default "prepend" import mode).
 """
 
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from api_stubs import ACTION_SERVER_URL, RASA_URL, StubServices
+from api_stubs import ACTION_SERVER_URL, RASA_URL, STAFF_TOKEN, StubServices
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from api.deps import get_http_client, get_uptime_s
 from api.main import create_app
 from api.settings import ApiSettings, get_api_settings
+from crm_store.db import create_engine_for, migrate
 
 
 @pytest.fixture
@@ -28,16 +34,35 @@ def stubs() -> StubServices:
     return StubServices()
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "crm.db"
+    engine = create_engine_for(f"sqlite:///{path}")
+    try:
+        migrate(engine)
+    finally:
+        # Closing the last connection checkpoints the WAL into the main file, so it copies whole.
+        engine.dispose()
+    return path
+
+
 @pytest.fixture
-def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'crm.db'}"
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_template: Path) -> str:
+    path = tmp_path / "crm.db"
+    shutil.copyfile(migrated_template, path)
+    url = f"sqlite:///{path}"
     monkeypatch.setenv("CRM_DATABASE_URL", url)
     return url
 
 
 @pytest.fixture
 def settings() -> ApiSettings:
-    return ApiSettings(rasa_url=RASA_URL, action_server_url=ACTION_SERVER_URL, rasa_token=None)
+    return ApiSettings(
+        rasa_url=RASA_URL,
+        action_server_url=ACTION_SERVER_URL,
+        rasa_token=None,
+        staff_token=SecretStr(STAFF_TOKEN),
+    )
 
 
 @pytest.fixture
