@@ -49,6 +49,51 @@ class ValidateOrderStatusForm(FormValidationAction):
         return {"order_id": order_id}
 
 
+def tell_order_status(dispatcher: CollectingDispatcher, order_id: str) -> None:
+    """Answer where an order stands: status, carrier, tracking number, promised date, lateness."""
+    today = clock.today()
+    try:
+        with store_session() as session:
+            order = get_order_status(session, order_id=order_id, today=today)
+    except SQLAlchemyError:
+        logger.exception("order lookup failed")
+        dispatcher.utter_message(response="utter_service_unavailable")
+        return
+    if order is None:
+        dispatcher.utter_message(response="utter_order_not_found", order_id=order_id)
+        return
+
+    promised = cn_date(order.promised_date, today=today) if order.promised_date else "暂未确定"
+    if order.is_closed:
+        dispatcher.utter_message(
+            response="utter_order_status_closed",
+            order_id=order.order_id,
+            status=order.status,
+            carrier=order.carrier or "无",
+            tracking_no=order.tracking_no or "无",
+        )
+    elif order.carrier and order.tracking_no:
+        dispatcher.utter_message(
+            response="utter_order_status_in_transit",
+            order_id=order.order_id,
+            status=order.status,
+            carrier=order.carrier,
+            tracking_no=order.tracking_no,
+            promised_date=promised,
+        )
+    else:
+        dispatcher.utter_message(
+            response="utter_order_status_not_shipped",
+            order_id=order.order_id,
+            status=order.status,
+            promised_date=promised,
+        )
+    if order.is_late and order.promised_date is not None:
+        dispatcher.utter_message(
+            response="utter_order_late_apology", days_late=(today - order.promised_date).days
+        )
+
+
 class ActionCheckOrderStatus(Action):
     def name(self) -> str:
         return "action_check_order_status"
@@ -59,51 +104,10 @@ class ActionCheckOrderStatus(Action):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[EventType]:
-        # Cleared after every answer, so the next question about another order asks afresh.
-        events: list[EventType] = [SlotSet("order_id", None)]
         order_id = tracker.get_slot("order_id")
-        if not order_id:
-            dispatcher.utter_message(response="utter_ask_order_status_form_order_id")
-            return events
-        today = clock.today()
-        try:
-            with store_session() as session:
-                order = get_order_status(session, order_id=order_id, today=today)
-        except SQLAlchemyError:
-            logger.exception("order lookup failed")
-            dispatcher.utter_message(response="utter_service_unavailable")
-            return events
-        if order is None:
-            dispatcher.utter_message(response="utter_order_not_found", order_id=order_id)
-            return events
-
-        promised = cn_date(order.promised_date, today=today) if order.promised_date else "暂未确定"
-        if order.is_closed:
-            dispatcher.utter_message(
-                response="utter_order_status_closed",
-                order_id=order.order_id,
-                status=order.status,
-                carrier=order.carrier or "无",
-                tracking_no=order.tracking_no or "无",
-            )
-        elif order.carrier and order.tracking_no:
-            dispatcher.utter_message(
-                response="utter_order_status_in_transit",
-                order_id=order.order_id,
-                status=order.status,
-                carrier=order.carrier,
-                tracking_no=order.tracking_no,
-                promised_date=promised,
-            )
+        if order_id:
+            tell_order_status(dispatcher, str(order_id))
         else:
-            dispatcher.utter_message(
-                response="utter_order_status_not_shipped",
-                order_id=order.order_id,
-                status=order.status,
-                promised_date=promised,
-            )
-        if order.is_late and order.promised_date is not None:
-            dispatcher.utter_message(
-                response="utter_order_late_apology", days_late=(today - order.promised_date).days
-            )
-        return events
+            dispatcher.utter_message(response="utter_ask_order_status_form_order_id")
+        # Cleared after every answer, so the next question about another order asks afresh.
+        return [SlotSet("order_id", None)]

@@ -11,13 +11,14 @@ def make_tracker(
     text: str = "",
     active_loop: str | None = None,
     just_extracted: dict[str, Any] | None = None,
+    intent: str = "check_order_status",
 ) -> Tracker:
     """A tracker after the user's turn `text`.
 
     `just_extracted` are the slot candidates that Rasa appends after the user's message when a
     form runs; a form validation action validates exactly those.
     """
-    latest_message = {"text": text, "intent": {"name": "check_order_status"}, "entities": []}
+    latest_message = {"text": text, "intent": {"name": intent}, "entities": []}
     events: list[dict[str, Any]] = [{"event": "user", "text": text, "parse_data": latest_message}]
     events += [
         {"event": "slot", "name": name, "value": value} for name, value in (just_extracted or {}).items()

@@ -122,7 +122,7 @@ def test_store_down_gets_a_polite_apology_not_an_exception(
 def test_every_response_the_actions_utter_exists_in_the_domain(domain: dict[str, Any]) -> None:
     # A misspelt response name fails silently at run time: Rasa just sends nothing.
     code = "".join(p.read_text(encoding="utf-8") for p in Path(actions.__file__).parent.glob("*.py"))
-    uttered = set(re.findall(r'response="(\w+)"', code))
+    uttered = set(re.findall(r'"(utter_\w+)"', code))
 
     assert "utter_order_status_in_transit" in uttered
     assert uttered - set(domain["responses"]) == set()

@@ -52,6 +52,7 @@ def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
     api_port = _free_port()
     stack = RunningStack(
         api_url=f"http://127.0.0.1:{api_port}",
+        database_url=f"sqlite:///{workdir / 'crm.db'}",
         rasa_port=_free_port(),
         action_port=_free_port(),
         api_port=api_port,
@@ -59,7 +60,7 @@ def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
     )
     env = {
         **os.environ,
-        "CRM_DATABASE_URL": f"sqlite:///{workdir / 'crm.db'}",
+        "CRM_DATABASE_URL": stack.database_url,
         "CRM_TODAY": REFERENCE_DAY,
         "CRM_RASA_PORT": str(stack.rasa_port),
         "CRM_ACTION_PORT": str(stack.action_port),

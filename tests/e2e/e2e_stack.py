@@ -9,6 +9,7 @@ import httpx
 @dataclass(frozen=True)
 class RunningStack:
     api_url: str
+    database_url: str
     rasa_port: int
     action_port: int
     api_port: int

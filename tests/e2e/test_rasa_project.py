@@ -28,7 +28,7 @@ _UNUSED_UTTERANCE = re.compile(r"UserWarning: The utterance '(\w+)' is not used 
 
 def _responses_uttered_by_actions() -> set[str]:
     code = "".join(p.read_text(encoding="utf-8") for p in (paths.PROJECT_ROOT / "actions").rglob("*.py"))
-    return set(re.findall(r'response="(\w+)"', code))
+    return set(re.findall(r'"(utter_\w+)"', code))
 
 
 def test_rasa_data_validates_without_warnings(trained_model: Path) -> None:

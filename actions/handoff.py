@@ -1,0 +1,99 @@
+"""Hand-off to a person: on request, after two misunderstandings in a row, or for a serious complaint.
+
+Opening a case is all the bot does: while the case is open the API keeps the conversation away
+from Rasa and relays staff replies (api/chat.py), so the bot is paused without Rasa's help.
+"""
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions.store import store_session
+from crm_store.handoff import open_handoff
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_ACTION = "action_handle_fallback"
+
+
+def transcript_of(tracker: Tracker) -> list[dict[str, Any]]:
+    """What the customer and the bot said so far, for the person who takes over."""
+    entries = []
+    for event in tracker.events:
+        kind = event.get("event")
+        if kind in ("user", "bot") and event.get("text"):
+            at = datetime.fromtimestamp(float(event.get("timestamp") or 0), tz=UTC).isoformat()
+            entries.append({"who": "customer" if kind == "user" else "bot", "text": event["text"], "at": at})
+    return entries
+
+
+def hand_off(
+    dispatcher: CollectingDispatcher, tracker: Tracker, *, reason: str, ticket_id: str | None = None
+) -> list[EventType]:
+    customer_id = tracker.get_slot("verified_customer_id") or None
+    try:
+        with store_session() as session:
+            opening = open_handoff(
+                session,
+                conversation=tracker.sender_id,
+                reason=reason,
+                customer_id=str(customer_id) if customer_id else None,
+                ticket_id=ticket_id,
+                transcript=transcript_of(tracker),
+            )
+            session.commit()
+    except (SQLAlchemyError, LookupError, ValueError):
+        logger.exception("opening a hand-off case failed")
+        dispatcher.utter_message(response="utter_handoff_failed")
+        return []
+    if opening.answer_from is None:
+        dispatcher.utter_message(response="utter_handoff_opened")
+    else:
+        local = opening.answer_from
+        dispatcher.utter_message(
+            response="utter_handoff_after_hours", answer_from=f"{local.month}月{local.day}日 {local:%H:%M}"
+        )
+    return []
+
+
+class ActionRequestHuman(Action):
+    def name(self) -> str:
+        return "action_request_human"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        return hand_off(dispatcher, tracker, reason="客户要求")
+
+
+def _previous_turn_was_a_fallback(tracker: Tracker) -> bool:
+    """True when the bot's answer to the customer's previous message was a fallback too."""
+    user_turns = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            user_turns += 1
+        elif user_turns == 1 and event.get("event") == "action" and event.get("name") != "action_listen":
+            return bool(event.get("name") == FALLBACK_ACTION)
+    return False
+
+
+class ActionHandleFallback(Action):
+    """Ask to rephrase; the second misunderstanding in a row goes to a person instead."""
+
+    def name(self) -> str:
+        return FALLBACK_ACTION
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if _previous_turn_was_a_fallback(tracker):
+            dispatcher.utter_message(response="utter_fallback_to_human")
+            return hand_off(dispatcher, tracker, reason="连续未理解")
+        dispatcher.utter_message(response="utter_default")
+        return []

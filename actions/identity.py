@@ -1,0 +1,296 @@
+"""Verified identity, the customer's own orders, and opting out.
+
+Verification (phone + one order number of that customer) lasts for the conversation session:
+`verified_customer_id` is a slot, and Rasa's session config drops slots when a session ends.
+"""
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions.complaints import list_open_tickets
+from actions.orders import tell_order_status
+from actions.store import store_session
+from actions.turns import is_requested, latest_entity, latest_text
+from crm_store.customers import find_customer_by_phone, recent_orders, resolve_order_reference, set_opt_out
+from crm_store.identity import verify_customer
+from crm_store.orders import parse_order_id
+from crm_store.privacy import conversation_key, mask_phone, normalise_phone
+
+logger = logging.getLogger(__name__)
+
+# A marker that fills the form's slots when verification is locked, so the form ends at once.
+_LOCKED = "locked"
+
+
+def extract_phone(tracker: Tracker, slot: str) -> dict[str, Any]:
+    """A phone from the entity, or from the whole message when the form just asked for it."""
+    phone = latest_entity(tracker, "phone")
+    if phone is None and is_requested(tracker, slot):
+        phone = latest_text(tracker) or None
+    return {slot: phone} if phone else {}
+
+
+def extract_order_number(tracker: Tracker, slot: str) -> dict[str, Any]:
+    order_id = latest_entity(tracker, "order_id")
+    if order_id is None and is_requested(tracker, slot):
+        order_id = latest_text(tracker) or None
+    return {slot: order_id} if order_id else {}
+
+
+def verified_customer(tracker: Tracker) -> str | None:
+    value = tracker.get_slot("verified_customer_id")
+    return str(value) if value else None
+
+
+class ValidateVerifyForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_verify_form"
+
+    async def extract_verify_phone(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return extract_phone(tracker, "verify_phone")
+
+    async def extract_verify_order_id(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return extract_order_number(tracker, "verify_order_id")
+
+    def validate_verify_phone(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        phone = normalise_phone(str(slot_value))
+        if phone is None:
+            dispatcher.utter_message(response="utter_verify_phone_invalid")
+            return {"verify_phone": None}
+        order_id = parse_order_id(str(tracker.get_slot("verify_order_id") or ""))
+        if order_id is None:
+            return {"verify_phone": phone}
+        return self._verify(dispatcher, tracker, phone=phone, order_id=order_id)
+
+    def validate_verify_order_id(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        order_id = parse_order_id(str(slot_value))
+        if order_id is None:
+            dispatcher.utter_message(response="utter_verify_order_invalid")
+            return {"verify_order_id": None}
+        phone = normalise_phone(str(tracker.get_slot("verify_phone") or ""))
+        if phone is None:
+            return {"verify_order_id": order_id}
+        return self._verify(dispatcher, tracker, phone=phone, order_id=order_id)
+
+    def _verify(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, *, phone: str, order_id: str
+    ) -> dict[str, Any]:
+        # The order number was only given to prove identity: it must not start an order lookup.
+        cleared = {"order_id": None}
+        try:
+            with store_session() as session:
+                result = verify_customer(
+                    session, conversation=tracker.sender_id, phone=phone, order_id=order_id
+                )
+                session.commit()
+        except SQLAlchemyError:
+            logger.exception("verification failed in the store")
+            dispatcher.utter_message(response="utter_service_unavailable")
+            return {**cleared, "verify_phone": _LOCKED, "verify_order_id": _LOCKED}
+        if result.verified:
+            dispatcher.utter_message(
+                response="utter_verified",
+                customer_label=result.display_name,
+                masked_phone=result.masked_phone,
+            )
+            return {
+                **cleared,
+                "verify_phone": phone,
+                "verify_order_id": order_id,
+                "verified_customer_id": result.customer_id,
+                "customer_label": result.display_name,
+                "verified_phone_masked": result.masked_phone,
+            }
+        if result.outcome == "locked" and result.locked_until is not None:
+            dispatcher.utter_message(response="utter_verify_locked", until=f"{result.locked_until:%H:%M}")
+            return {**cleared, "verify_phone": _LOCKED, "verify_order_id": _LOCKED}
+        if result.outcome == "invalid":
+            dispatcher.utter_message(response="utter_verify_phone_invalid")
+        else:
+            dispatcher.utter_message(response="utter_verify_mismatch", attempts_left=result.attempts_left)
+        return {**cleared, "verify_phone": None, "verify_order_id": None}
+
+
+def request_before_verification(tracker: Tracker) -> str | None:
+    """The intent that made the assistant ask for verification, read back from the conversation.
+
+    The rules start `verify_form` right after that intent, so it is the last user intent before
+    the form became active.
+    """
+    form_started = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "active_loop" and event.get("name") == "verify_form":
+            form_started = True
+        elif form_started and event.get("event") == "user":
+            intent = (event.get("parse_data") or {}).get("intent") or {}
+            return str(intent.get("name")) if intent.get("name") else None
+    return None
+
+
+def list_orders(dispatcher: CollectingDispatcher, customer_id: str) -> list[EventType]:
+    try:
+        with store_session() as session:
+            orders = recent_orders(session, customer_id=customer_id)
+    except SQLAlchemyError:
+        logger.exception("listing the customer's orders failed")
+        dispatcher.utter_message(response="utter_service_unavailable")
+        return []
+    if not orders:
+        dispatcher.utter_message(response="utter_no_orders")
+        return [SlotSet("listed_orders", [])]
+    lines = "\n".join(f"{n}. {order.label}" for n, order in enumerate(orders, start=1))
+    buttons = [
+        {"title": f"{n}. {order.order_id}", "payload": f'/inform{{"order_id":"{order.order_id}"}}'}
+        for n, order in enumerate(orders, start=1)
+    ]
+    dispatcher.utter_message(response="utter_my_orders", order_lines=lines, buttons=buttons)
+    return [SlotSet("listed_orders", [order.order_id for order in orders])]
+
+
+class ActionAfterVerification(Action):
+    """Runs when the verification form ends: do what the customer asked for before it."""
+
+    def name(self) -> str:
+        return "action_after_verification"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events: list[EventType] = [SlotSet("verify_phone", None), SlotSet("verify_order_id", None)]
+        customer_id = verified_customer(tracker)
+        if customer_id is None:
+            return events
+        request = request_before_verification(tracker)
+        if request == "list_my_orders":
+            events += list_orders(dispatcher, customer_id)
+        elif request == "check_complaint_status":
+            events += list_open_tickets(dispatcher, customer_id)
+        elif request == "unsubscribe":
+            events += unsubscribe(dispatcher, tracker, customer_id=customer_id, phone=None)
+        else:
+            dispatcher.utter_message(response="utter_how_else_can_i_help")
+        return events
+
+
+class ActionListMyOrders(Action):
+    def name(self) -> str:
+        return "action_list_my_orders"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        customer_id = verified_customer(tracker)
+        if customer_id is None:
+            # The rules verify first; reaching here unverified means the policy strayed.
+            dispatcher.utter_message(response="utter_verification_needed")
+            return []
+        return list_orders(dispatcher, customer_id)
+
+
+class ActionPickListedOrder(Action):
+    """ "第二个" or "耳机那单" after the list of orders: show that order."""
+
+    def name(self) -> str:
+        return "action_pick_listed_order"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        customer_id = verified_customer(tracker)
+        listed = tracker.get_slot("listed_orders") or []
+        if customer_id is None or not listed:
+            dispatcher.utter_message(response="utter_default")
+            return []
+        try:
+            with store_session() as session:
+                orders = [o for o in recent_orders(session, customer_id=customer_id) if o.order_id in listed]
+        except SQLAlchemyError:
+            logger.exception("resolving a listed order failed")
+            dispatcher.utter_message(response="utter_service_unavailable")
+            return []
+        picked = resolve_order_reference(orders, latest_text(tracker))
+        if picked is None:
+            dispatcher.utter_message(response="utter_which_listed_order")
+            return []
+        tell_order_status(dispatcher, picked.order_id)
+        return [SlotSet("order_id", None)]
+
+
+class ValidateUnsubscribeForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_unsubscribe_form"
+
+    async def extract_unsubscribe_phone(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return extract_phone(tracker, "unsubscribe_phone")
+
+    def validate_unsubscribe_phone(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        phone = normalise_phone(str(slot_value))
+        if phone is None:
+            dispatcher.utter_message(response="utter_verify_phone_invalid")
+        return {"unsubscribe_phone": phone}
+
+
+def unsubscribe(
+    dispatcher: CollectingDispatcher, tracker: Tracker, *, customer_id: str | None, phone: str | None
+) -> list[EventType]:
+    """Opt out the verified customer, or the customer whose phone this is."""
+    events: list[EventType] = [SlotSet("unsubscribe_phone", None)]
+    masked = str(tracker.get_slot("verified_phone_masked") or "")
+    try:
+        with store_session() as session:
+            if customer_id is None:
+                customer = find_customer_by_phone(session, str(phone))
+                if customer is None:
+                    dispatcher.utter_message(
+                        response="utter_unsubscribe_phone_unknown", masked_phone=mask_phone(str(phone))
+                    )
+                    return events
+                customer_id, masked = customer.customer_id, mask_phone(customer.phone)
+            changed = set_opt_out(
+                session,
+                customer_id=customer_id,
+                actor_role="customer",
+                actor_id=conversation_key(tracker.sender_id),
+            )
+            session.commit()
+    except SQLAlchemyError:
+        logger.exception("opting out failed")
+        dispatcher.utter_message(response="utter_service_unavailable")
+        return events
+    dispatcher.utter_message(
+        response="utter_unsubscribed" if changed else "utter_already_unsubscribed", masked_phone=masked
+    )
+    return events
+
+
+class ActionUnsubscribe(Action):
+    """Opt out of marketing and care messages: the verified customer, or the owner of a phone."""
+
+    def name(self) -> str:
+        return "action_unsubscribe"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        phone = tracker.get_slot("unsubscribe_phone")
+        return unsubscribe(
+            dispatcher, tracker, customer_id=verified_customer(tracker), phone=str(phone) if phone else None
+        )

@@ -1,0 +1,224 @@
+"""Self-service actions on the demo store: verification, orders, complaints, ratings, opt-out, hand-off."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from action_support import make_tracker
+from rasa_sdk import Action, FormValidationAction
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from actions.complaints import ActionStoreRating, ActionSubmitComplaint, ValidateComplaintForm, parse_rating
+from actions.handoff import ActionHandleFallback, ActionRequestHuman
+from actions.identity import ActionAfterVerification, ActionUnsubscribe, ValidateVerifyForm
+from crm_store.models import Customer, HandoffCase, Ticket
+
+
+def _run(
+    action: Action, dispatcher: CollectingDispatcher, domain: dict[str, Any], **tracker: Any
+) -> list[Any]:
+    return list(asyncio.run(action.run(dispatcher, make_tracker(**tracker), domain)))
+
+
+def _slots(events: list[Any]) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+def _responses(dispatcher: CollectingDispatcher) -> list[str]:
+    return [m["response"] for m in dispatcher.messages if m.get("response")]
+
+
+def _validate(
+    form: FormValidationAction, dispatcher: CollectingDispatcher, domain: dict[str, Any], **tracker: Any
+) -> dict[str, Any]:
+    return _slots(_run(form, dispatcher, domain, **tracker))
+
+
+def test_phone_and_order_of_the_same_customer_verify(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    slots = _validate(
+        ValidateVerifyForm(),
+        dispatcher,
+        domain,
+        text="SO202611180001",
+        slots={"requested_slot": "verify_order_id", "verify_phone": "18201164104"},
+        active_loop="verify_form",
+        just_extracted={"verify_order_id": "SO202611180001"},
+    )
+
+    assert slots["verified_customer_id"] == "C0001"
+    assert slots["customer_label"] == "张女士"
+    assert slots["verified_phone_masked"] == "182****4104"
+    assert _responses(dispatcher) == ["utter_verified"]
+
+
+def test_mismatch_says_how_many_tries_are_left_without_saying_which_part_was_wrong(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    slots = _validate(
+        ValidateVerifyForm(),
+        dispatcher,
+        domain,
+        slots={"requested_slot": "verify_order_id", "verify_phone": "13800138000"},
+        active_loop="verify_form",
+        just_extracted={"verify_order_id": "SO202611180001"},
+    )
+
+    assert slots["verify_phone"] is None and slots["verify_order_id"] is None
+    assert "verified_customer_id" not in slots
+    assert _responses(dispatcher) == ["utter_verify_mismatch"]
+    assert dispatcher.messages[0]["attempts_left"] == 2
+
+
+def test_after_verification_the_orders_asked_for_are_listed(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    tracker_events = [
+        {"event": "user", "text": "我的订单", "parse_data": {"intent": {"name": "list_my_orders"}}},
+        {"event": "active_loop", "name": "verify_form"},
+    ]
+    tracker = make_tracker(slots={"verified_customer_id": "C0001"})
+    tracker.events[:0] = tracker_events
+    events = list(asyncio.run(ActionAfterVerification().run(dispatcher, tracker, domain)))
+
+    assert _responses(dispatcher) == ["utter_my_orders"]
+    assert "无线蓝牙耳机 Air3" in dispatcher.messages[0]["order_lines"]
+    assert _slots(events)["listed_orders"][0] == "SO202611180001"
+
+
+def test_complaint_description_from_the_first_message_is_kept_and_categorised(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    tracker = make_tracker(text="我要投诉，快递三天了还没送到", intent="file_complaint")
+    events = asyncio.run(ValidateComplaintForm().run(dispatcher, tracker, domain))
+
+    slots = _slots(list(events))
+    assert slots["complaint_description"] == "我要投诉，快递三天了还没送到"
+    assert slots["complaint_category_guess"] == "物流配送"
+
+
+def test_bare_complaint_asks_for_a_description(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    tracker = make_tracker(text="我要投诉", intent="file_complaint")
+    events = asyncio.run(ValidateComplaintForm().run(dispatcher, tracker, domain))
+
+    assert "complaint_description" not in _slots(list(events))
+
+
+def test_submitting_a_complaint_writes_one_ticket_and_asks_for_a_rating(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    with action_store() as session:
+        before = session.scalar(select(func.count()).select_from(Ticket))
+    slots = {
+        "complaint_description": "客服电话一直没人接，态度也不好",
+        "complaint_order": "无",
+        "complaint_category": "服务态度",
+        "complaint_phone": "13800138000",
+    }
+
+    events = _run(ActionSubmitComplaint(), dispatcher, domain, slots=slots)
+
+    with action_store() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == before + 1
+        ticket = session.scalars(select(Ticket).order_by(Ticket.ticket_id.desc())).first()
+    assert ticket is not None and ticket.category == "服务态度" and ticket.customer_id is None
+    assert _responses(dispatcher) == ["utter_complaint_filed", "utter_ask_rating"]
+    assert dispatcher.messages[0]["ticket_id"] == ticket.ticket_id
+    assert _slots(events)["rating_target"] == f"ticket:{ticket.ticket_id}"
+
+
+def test_an_unverified_person_cannot_attach_someone_elses_order(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    slots = {
+        "complaint_description": "耳机左耳没有声音",
+        "complaint_order": "SO202611180001",
+        "complaint_category": "产品质量",
+        "complaint_phone": "13800138000",
+    }
+
+    _run(ActionSubmitComplaint(), dispatcher, domain, slots=slots)
+
+    with action_store() as session:
+        ticket = session.scalars(select(Ticket).order_by(Ticket.ticket_id.desc())).first()
+    assert ticket is not None and ticket.order_id is None and ticket.customer_id is None
+    assert "SO202611180001" in (ticket.description or "")
+
+
+def test_rating_is_stored_on_the_ticket(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    _run(ActionStoreRating(), dispatcher, domain, text="4分吧", slots={"rating_target": "ticket:T09001"})
+
+    with action_store() as session:
+        assert session.get(Ticket, "T09001").rating == 4  # type: ignore[union-attr]
+    assert _responses(dispatcher) == ["utter_thanks_for_rating"]
+
+
+@pytest.mark.parametrize(
+    ("entity", "text", "expected"),
+    [
+        ("5", "", 5),
+        (None, "给3分", 3),
+        (None, "五星好评", 5),
+        (None, "非常满意", 5),
+        (None, "不满意", 1),
+        (None, "嗯", None),
+    ],
+)
+def test_ratings_are_read_from_buttons_digits_and_words(
+    entity: str | None, text: str, expected: int | None
+) -> None:
+    assert parse_rating(entity, text) == expected
+
+
+def test_opt_out_by_phone_sets_the_flag(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    _run(ActionUnsubscribe(), dispatcher, domain, slots={"unsubscribe_phone": "17205673406"})
+
+    with action_store() as session:
+        assert session.get(Customer, "C0003").opt_out is True  # type: ignore[union-attr]
+    assert _responses(dispatcher) == ["utter_unsubscribed"]
+    assert dispatcher.messages[0]["masked_phone"] == "172****3406"
+
+
+def test_asking_for_a_person_opens_one_case(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    _run(ActionRequestHuman(), dispatcher, domain, text="转人工")
+    _run(ActionRequestHuman(), dispatcher, domain, text="快点转人工")
+
+    with action_store() as session:
+        cases = session.scalars(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")).all()
+    assert len(cases) == 1
+    assert _responses(dispatcher)[0] in {"utter_handoff_opened", "utter_handoff_after_hours"}
+
+
+def test_second_misunderstanding_in_a_row_goes_to_a_person(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    tracker = make_tracker(text="asdfgh")
+    tracker.events[:0] = [
+        {"event": "user", "text": "qwerty"},
+        {"event": "action", "name": "action_handle_fallback"},
+        {"event": "action", "name": "action_listen"},
+    ]
+    asyncio.run(ActionHandleFallback().run(dispatcher, tracker, domain))
+
+    assert _responses(dispatcher)[0] == "utter_fallback_to_human"
+    with action_store() as session:
+        assert session.scalar(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")) is not None
+
+
+def test_first_misunderstanding_only_asks_to_rephrase(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    _run(ActionHandleFallback(), dispatcher, domain, text="asdfgh")
+
+    assert _responses(dispatcher) == ["utter_default"]
