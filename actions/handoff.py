@@ -83,8 +83,28 @@ def _previous_turn_was_a_fallback(tracker: Tracker) -> bool:
     return False
 
 
+# What a customer can be offered when the classifier is unsure, in the customer's words.
+OFFERED_INTENTS: dict[str, str] = {
+    "check_order_status": "查订单物流",
+    "list_my_orders": "看我的订单",
+    "file_complaint": "我要投诉",
+    "check_complaint_status": "查投诉进度",
+    "ask_faq": "咨询常见问题",
+    "unsubscribe": "退订消息",
+    "request_human": "转人工客服",
+}
+MAX_OFFERED = 3
+
+
+def likeliest_offers(tracker: Tracker) -> list[dict[str, str]]:
+    """Buttons for the likeliest intents the customer may have meant, best first."""
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    names = [str(entry.get("name")) for entry in ranking if entry.get("name") in OFFERED_INTENTS]
+    return [{"title": OFFERED_INTENTS[name], "payload": f"/{name}"} for name in names[:MAX_OFFERED]]
+
+
 class ActionHandleFallback(Action):
-    """Ask to rephrase; the second misunderstanding in a row goes to a person instead."""
+    """Offer the likeliest meanings; the second misunderstanding in a row goes to a person instead."""
 
     def name(self) -> str:
         return FALLBACK_ACTION
@@ -95,5 +115,9 @@ class ActionHandleFallback(Action):
         if _previous_turn_was_a_fallback(tracker):
             dispatcher.utter_message(response="utter_fallback_to_human")
             return hand_off(dispatcher, tracker, reason="连续未理解")
-        dispatcher.utter_message(response="utter_default")
+        offers = likeliest_offers(tracker)
+        if offers:
+            dispatcher.utter_message(response="utter_clarify", buttons=offers)
+        else:
+            dispatcher.utter_message(response="utter_default")
         return []

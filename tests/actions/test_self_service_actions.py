@@ -222,3 +222,27 @@ def test_first_misunderstanding_only_asks_to_rephrase(
     _run(ActionHandleFallback(), dispatcher, domain, text="asdfgh")
 
     assert _responses(dispatcher) == ["utter_default"]
+
+
+def test_unsure_classifier_offers_the_likeliest_services_as_buttons(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    tracker = make_tracker(text="那个东西咋回事")
+    tracker.latest_message["intent_ranking"] = [
+        {"name": "nlu_fallback", "confidence": 0.45},
+        {"name": "check_order_status", "confidence": 0.30},
+        {"name": "greet", "confidence": 0.10},
+        {"name": "file_complaint", "confidence": 0.08},
+        {"name": "ask_faq", "confidence": 0.05},
+        {"name": "request_human", "confidence": 0.02},
+    ]
+    asyncio.run(ActionHandleFallback().run(dispatcher, tracker, domain))
+
+    assert _responses(dispatcher) == ["utter_clarify"]
+    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == [
+        "/check_order_status",
+        "/file_complaint",
+        "/ask_faq",
+    ]
+    with action_store() as session:
+        assert session.scalar(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")) is None
