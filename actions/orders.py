@@ -69,6 +69,7 @@ def tell_order_status(dispatcher: CollectingDispatcher, order_id: str) -> None:
             response="utter_order_status_closed",
             order_id=order.order_id,
             status=order.status,
+            stage=order.stage,
             carrier=order.carrier or "无",
             tracking_no=order.tracking_no or "无",
         )
@@ -77,6 +78,7 @@ def tell_order_status(dispatcher: CollectingDispatcher, order_id: str) -> None:
             response="utter_order_status_in_transit",
             order_id=order.order_id,
             status=order.status,
+            stage=order.stage,
             carrier=order.carrier,
             tracking_no=order.tracking_no,
             promised_date=promised,
@@ -86,6 +88,7 @@ def tell_order_status(dispatcher: CollectingDispatcher, order_id: str) -> None:
             response="utter_order_status_not_shipped",
             order_id=order.order_id,
             status=order.status,
+            stage=order.stage,
             promised_date=promised,
         )
     if order.is_late and order.promised_date is not None:

@@ -13,6 +13,19 @@ from crm_store.models import Order
 from crm_store.vocab import ORDER_CLOSED_STATUSES, ORDER_NOT_LATE_STATUSES
 
 ORDER_ID_PATTERN: Final = re.compile(r"SO[0-9]{12}")
+
+# Where the parcel is, in the words a customer uses: the status alone ("已发货") leaves them guessing.
+ORDER_STAGES: Final = {
+    "待付款": "订单还在等待付款",
+    "已付款": "已付款，仓库正在备货",
+    "已发货": "已从仓库发出，等待快递揽收",
+    "运输中": "包裹正在运输途中",
+    "派送中": "快递员正在派送，请保持电话畅通",
+    "已签收": "包裹已经签收",
+    "已取消": "订单已取消",
+    "退货中": "退货正在处理中",
+    "已退款": "款项已原路退回",
+}
 # Longer input cannot be an order number, however it is spaced; refuse it before normalising.
 _MAX_INPUT_CHARS: Final = 64
 _WHITESPACE: Final = re.compile(r"\s+")
@@ -41,6 +54,7 @@ class OrderStatusView:
 
     order_id: str
     status: str
+    stage: str
     carrier: str | None
     tracking_no: str | None
     order_date: date
@@ -75,6 +89,7 @@ def get_order_status(session: Session, *, order_id: str, today: date | None = No
     return OrderStatusView(
         order_id=order.order_id,
         status=order.status,
+        stage=ORDER_STAGES.get(order.status, order.status),
         carrier=order.carrier,
         tracking_no=order.tracking_no,
         order_date=order.order_date,

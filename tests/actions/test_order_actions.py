@@ -77,6 +77,7 @@ def test_in_transit_order_answers_status_carrier_tracking_and_promised_date(
     assert _responses(dispatcher) == ["utter_order_status_in_transit"]
     message = dispatcher.messages[0]
     assert message["status"] == "运输中"
+    assert message["stage"] == "包裹正在运输途中"
     assert message["carrier"] == "顺丰速运"
     assert message["tracking_no"] == "SF1234567890"
     assert message["promised_date"] == "2026年11月24日（明天，周二）"

@@ -53,6 +53,7 @@ def test_order_status_view_carries_no_personal_data() -> None:
     assert {f.name for f in fields(OrderStatusView)} == {
         "order_id",
         "status",
+        "stage",
         "carrier",
         "tracking_no",
         "order_date",
@@ -71,6 +72,7 @@ def test_get_order_status_in_transit_on_time(
     assert view == OrderStatusView(
         order_id="SO202611180001",
         status="运输中",
+        stage="包裹正在运输途中",
         carrier="顺丰速运",
         tracking_no="SF1234567890",
         order_date=date(2026, 11, 18),
@@ -128,3 +130,11 @@ def test_get_order_status_unknown_or_malformed_is_none(
 ) -> None:
     with demo_store() as session:
         assert get_order_status(session, order_id=order_id) is None
+
+
+def test_every_order_status_has_a_stage_in_words() -> None:
+    from crm_store.orders import ORDER_STAGES
+    from crm_store.vocab import ORDER_STATUSES
+
+    assert set(ORDER_STAGES) == set(ORDER_STATUSES)
+    assert all(len(stage) >= 4 for stage in ORDER_STAGES.values())
