@@ -61,7 +61,8 @@ def create_engine_for(url: str | None = None, *, connect_args: dict[str, Any] | 
         connect_args: Extra DBAPI connect arguments, e.g. `{"options": "-csearch_path=x"}` for psycopg.
 
     Returns:
-        An engine; for a SQLite file its directory is created first.
+        An engine; for a SQLite file its directory is created first. Its errors never show the
+        statement's parameters, which hold phones and names: error messages end up in logs.
     """
     sa_url = _normalise_url(url if url is not None else get_store_settings().database_url)
     extra = dict(connect_args or {})
@@ -69,10 +70,10 @@ def create_engine_for(url: str | None = None, *, connect_args: dict[str, Any] | 
         sqlite_file = _sqlite_file(sa_url)
         if sqlite_file is not None:
             sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(sa_url, connect_args=extra)
+        engine = create_engine(sa_url, connect_args=extra, hide_parameters=True)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    return create_engine(sa_url, pool_pre_ping=True, connect_args=extra)
+    return create_engine(sa_url, pool_pre_ping=True, connect_args=extra, hide_parameters=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.db import alembic_config, create_engine_for, is_empty, make_session_factory, migrate, ping
@@ -146,3 +146,12 @@ def test_session_factory_keeps_objects_readable_after_commit(store_engine: Engin
         customer = Customer(customer_id="C1", name="测试", type="个人")
         session.add(customer)
     assert customer.name == "测试"
+
+
+def test_database_errors_do_not_carry_personal_data(store_engine: Engine) -> None:
+    # Error messages end up in logs: the phone number of the failing statement must not.
+    with store_engine.connect() as connection, pytest.raises(DBAPIError) as failure:
+        connection.execute(
+            text("SELECT no_such_column FROM customers WHERE phone = :p"), {"p": "18201164104"}
+        )
+    assert "18201164104" not in str(failure.value)
