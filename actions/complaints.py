@@ -84,21 +84,21 @@ class ValidateComplaintForm(FormValidationAction):
         mentioned = latest_entity(tracker, "order_id")
         if mentioned:
             return {"complaint_order": mentioned}
-        if not is_requested(tracker, "complaint_order"):
-            return {}
         text = latest_text(tracker)
-        if wants_to_stop(text):
-            return {}
-        if latest_intent(tracker) == "deny" or any(word in text for word in _NONE_WORDS):
-            return {"complaint_order": NO_ORDER}
         customer_id = tracker.get_slot("verified_customer_id")
+        asked = is_requested(tracker, "complaint_order")
+        activating = tracker.get_slot("requested_slot") is None and latest_intent(tracker) == "file_complaint"
+        if not (asked or (activating and customer_id)) or wants_to_stop(text):
+            return {}
+        if asked and (latest_intent(tracker) == "deny" or any(word in text for word in _NONE_WORDS)):
+            return {"complaint_order": NO_ORDER}
         if customer_id:
-            # "耳机那单", "第二个": one of the orders offered as buttons.
+            # "耳机那单", "第二个": one of the verified customer's orders, also in the first message.
             with store_session() as session:
                 picked = resolve_order_reference(recent_orders(session, customer_id=str(customer_id)), text)
             if picked is not None:
                 return {"complaint_order": picked.order_id}
-        return {"complaint_order": text}
+        return {"complaint_order": text} if asked else {}
 
     def validate_complaint_order(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

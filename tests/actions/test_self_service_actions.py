@@ -100,6 +100,19 @@ def test_complaint_description_from_the_first_message_is_kept_and_categorised(
     assert slots["complaint_category_guess"] == "物流配送"
 
 
+def test_verified_customer_naming_a_product_in_the_complaint_gets_that_order(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    tracker = make_tracker(
+        text="我要投诉，蓝牙耳机那单左耳没有声音",
+        intent="file_complaint",
+        slots={"verified_customer_id": "C0001"},
+    )
+    events = asyncio.run(ValidateComplaintForm().run(dispatcher, tracker, domain))
+
+    assert _slots(list(events))["complaint_order"] == "SO202611180001"
+
+
 def test_bare_complaint_asks_for_a_description(
     action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
 ) -> None:
