@@ -7,16 +7,13 @@ test.yml, prints intent and entity figures, and writes bench/results/nlu_checkfl
 The set is third-party evaluation data: it is read in place and never copied into the repo.
 """
 
-import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
+from bench.rasa_reports import fmt, load_report, per_label, run_rasa, score_cell, weakest
 from bench.results_table import report
 from crmbot import paths
-from crmbot.training import rasa_environment
 
 CHECKFLOW = paths.PROJECT_ROOT.parent / "shared" / "eval" / "nlu" / "checkflow"
 # MITIE + jieba with an older Rasa, on the spaced original. Rasa's evaluation has always logged a
@@ -39,44 +36,38 @@ def main() -> None:
         # A private cache, so every run trains from scratch and var/rasa-cache keeps only the bot.
         cache = str(Path(scratch) / "rasa-cache")
         started = time.monotonic()
-        _rasa(
-            cache,
+        run_rasa(
             "train", "nlu",
             "--config", str(paths.RASA_CONFIG),
             "--nlu", str(train),
             "--out", str(models),
             "--fixed-model-name", "checkflow",
+            cache=cache,
         )  # fmt: skip
         train_seconds = time.monotonic() - started
-        _rasa(
-            cache,
+        run_rasa(
             "test", "nlu",
             "--nlu", str(test),
             "--model", str(models / "checkflow.tar.gz"),
             "--out", str(out),
+            cache=cache,
         )  # fmt: skip
-        intents = _load(out / "intent_report.json")
-        entities = _load(out / "DIETClassifier_report.json")
+        intents = load_report(out / "intent_report.json")
+        entities = load_report(out / "DIETClassifier_report.json")
 
     intent_f1 = intents["weighted avg"]["f1-score"]
     rows: list[list[object]] = [
-        ["intent weighted-F1", f"{_fmt(intent_f1)} (published {PUBLISHED_INTENT_F1:.2f})"],
-        ["intent macro-F1", _fmt(intents["macro avg"]["f1-score"])],
-        ["intent accuracy", _fmt(intents["accuracy"])],
+        ["intent weighted-F1", f"{fmt(intent_f1)} (published {PUBLISHED_INTENT_F1:.2f})"],
+        ["intent macro-F1", fmt(intents["macro avg"]["f1-score"])],
+        ["intent accuracy", fmt(intents["accuracy"])],
         ["test examples", intents["macro avg"]["support"]],
     ]
     if entities:
-        rows.append(["entity macro-F1 (DIET)", _fmt(entities["macro avg"]["f1-score"])])
-        for entity, scores in sorted(entities.items()):
-            if isinstance(scores, dict) and not entity.endswith("avg"):
-                rows.append([f"entity F1 {entity}", f"{_fmt(scores['f1-score'])} (n={scores['support']})"])
-    per_intent = [
-        (label, scores)
-        for label, scores in intents.items()
-        if isinstance(scores, dict) and not label.endswith("avg")
-    ]
-    for label, scores in sorted(per_intent, key=lambda item: item[1]["f1-score"])[:3]:
-        rows.append([f"weakest: {label}", f"F1 {_fmt(scores['f1-score'])} (n={scores['support']})"])
+        rows.append(["entity macro-F1 (DIET)", fmt(entities["macro avg"]["f1-score"])])
+        rows += [
+            [f"entity F1 {entity}", score_cell(scores)] for entity, scores in sorted(per_label(entities))
+        ]
+    rows += weakest(intents, 3)
     rows.append(["training time", f"{train_seconds:.0f} s"])
 
     verdict = "above" if intent_f1 >= PUBLISHED_INTENT_F1 else "below"
@@ -96,29 +87,6 @@ def main() -> None:
         ),
     )
     print(f"written to {path}")
-
-
-def _rasa(cache: str, *args: str) -> None:
-    done = subprocess.run(
-        [str(paths.RASA_BIN), *args],
-        cwd=paths.PROJECT_ROOT,
-        env={**rasa_environment(), "RASA_CACHE_DIRECTORY": cache},
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"rasa {' '.join(args[:2])} failed:\n{done.stderr[-3000:]}")
-
-
-def _load(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.3f}"
 
 
 if __name__ == "__main__":
