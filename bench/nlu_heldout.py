@@ -16,6 +16,15 @@ from crmbot.preparation import prepare_model, prepare_store
 
 HELD_OUT = paths.PROJECT_ROOT / "tests" / "bot" / "nlu_heldout.yml"
 REGEX_ENTITIES = ("order_id", "ticket_id", "phone")
+# Issue 3's quality bar is on what customers say; staff intents have few held-out examples.
+STAFF_INTENTS = (
+    "log_visit",
+    "query_customer",
+    "update_customer",
+    "list_reminders",
+    "manager_query",
+    "update_opportunity",
+)
 
 
 def main() -> None:
@@ -31,8 +40,10 @@ def main() -> None:
     entities = load_report(out / "DIETClassifier_report.json")
     regex_entities = load_report(out / "RegexEntityExtractor_report.json")
 
+    customer = [scores["f1-score"] for label, scores in per_label(intents) if label not in STAFF_INTENTS]
     rows: list[list[object]] = [
         ["intent macro-F1", fmt(intents["macro avg"]["f1-score"])],
+        [f"intent macro-F1, customer side ({len(customer)} intents)", fmt(sum(customer) / len(customer))],
         ["intent accuracy", fmt(intents["accuracy"])],
         ["intent weighted-F1", fmt(intents["weighted avg"]["f1-score"])],
         ["examples", intents["macro avg"]["support"]],
