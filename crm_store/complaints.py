@@ -22,6 +22,7 @@ from crm_store.ids import add_with_new_id
 from crm_store.models import AuditLog, Customer, Employee, Interaction, Order, Outbox, Ticket
 from crm_store.orders import parse_order_id
 from crm_store.privacy import normalise_phone
+from crm_store.service_hours import next_service_time
 from crm_store.vocab import (
     COMPLAINT_CATEGORIES,
     COMPLAINT_CATEGORY_OTHER,
@@ -210,6 +211,9 @@ def complaint_priority(
 def sla_deadline(priority: str, opened_at: datetime) -> datetime:
     """When a ticket of `priority` opened at `opened_at` must be resolved (`SLA_HOURS`), in Beijing time.
 
+    A ticket filed outside `SERVICE_HOURS` starts its clock when service opens: a 4-hour promise
+    made at 23:00 cannot fall due at 3:00, before anyone is at work to keep it.
+
     Raises:
         ValueError: Unknown priority, or a naive datetime.
     """
@@ -217,7 +221,8 @@ def sla_deadline(priority: str, opened_at: datetime) -> datetime:
         raise ValueError(f"未知的优先级：{priority}")
     if opened_at.tzinfo is None:
         raise ValueError("opened_at 必须带时区")
-    return (opened_at + timedelta(hours=SLA_HOURS[priority])).astimezone(clock.TZ)
+    starts = next_service_time(opened_at) or opened_at
+    return (starts + timedelta(hours=SLA_HOURS[priority])).astimezone(clock.TZ)
 
 
 def role_label(employee: Employee) -> str:
@@ -290,7 +295,7 @@ def _summarise(description: str) -> str:
 def _ticket_deadline(ticket: Ticket) -> datetime:
     if ticket.due_at is not None:
         return ticket.due_at.astimezone(clock.TZ)
-    # An imported ticket has only a date: count from the start of that day, the earliest it can be.
+    # An imported ticket has only a date: count from that day's start (sla_deadline moves it to opening).
     return sla_deadline(ticket.priority, datetime.combine(ticket.opened_at, time(0), tzinfo=clock.TZ))
 
 

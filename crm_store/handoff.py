@@ -8,7 +8,7 @@ Outside `SERVICE_HOURS` the customer is told when someone will answer (`next_ser
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import select, update
@@ -20,17 +20,13 @@ from crm_store.complaints import check_rating
 from crm_store.ids import begin_write
 from crm_store.models import AuditLog, Customer, Employee, HandoffCase, HandoffMessage, Ticket
 from crm_store.privacy import conversation_key
+from crm_store.service_hours import next_service_time
 from crm_store.vocab import (
     HANDOFF_REASONS,
     HANDOFF_STATUS_CLOSED,
     HANDOFF_STATUS_OPEN,
     TRANSCRIPT_SPEAKERS,
 )
-
-SERVICE_HOURS: Final = (time(9), time(21))
-"""When people answer hand-offs, every day, Beijing time: from 9:00 until (not including) 21:00.
-
-Public holidays are not modelled: staff on duty those days answer within the same hours."""
 
 TRANSCRIPT_MAX_ENTRIES: Final = 200
 """A case keeps at most this many transcript entries, the latest ones: enough context, bounded size."""
@@ -90,22 +86,6 @@ class StaffReply:
     text: str
     created_at: datetime
     delivered_at: datetime | None
-
-
-def next_service_time(now: datetime) -> datetime | None:
-    """None when `now` is within `SERVICE_HOURS`; otherwise the next opening time in Asia/Shanghai.
-
-    Raises:
-        ValueError: `now` is naive.
-    """
-    if now.tzinfo is None:
-        raise ValueError("now 必须带时区")
-    local = now.astimezone(clock.TZ)
-    opening, closing = SERVICE_HOURS
-    if opening <= local.time() < closing:
-        return None
-    day = local.date() if local.time() < opening else local.date() + timedelta(days=1)
-    return datetime.combine(day, opening, tzinfo=clock.TZ)
 
 
 def _entry(who: str, text: str, at: datetime) -> dict[str, Any]:

@@ -441,8 +441,8 @@ def test_status_of_the_demo_ticket(demo_store: sessionmaker[Session]) -> None:
         "中",
         "华东区客服专员",
     )
-    # Imported with a date only: 24 h from the start of 2026-11-20, long past on the 23rd.
-    assert view.deadline == datetime(2026, 11, 21, 0, 0, tzinfo=clock.TZ)
+    # Imported with a date only: 24 h from when service opened on 2026-11-20, long past on the 23rd.
+    assert view.deadline == datetime(2026, 11, 21, 9, 0, tzinfo=clock.TZ)
     assert view.is_open and view.is_overdue
 
 
@@ -513,3 +513,11 @@ def test_rate_ticket_refuses_anything_but_1_to_5(demo_store: sessionmaker[Sessio
 def test_rate_an_unknown_ticket(demo_store: sessionmaker[Session]) -> None:
     with pytest.raises(LookupError), demo_store.begin() as session:
         rate_ticket(session, ticket_id="T99999", rating=3, now=NOW)
+
+
+def test_a_complaint_filed_at_night_falls_due_after_service_opens() -> None:
+    night = datetime(2026, 11, 23, 23, 0, tzinfo=clock.TZ)
+
+    assert sla_deadline("高", night) == datetime(2026, 11, 24, 13, 0, tzinfo=clock.TZ)
+    early = datetime(2026, 11, 24, 6, 30, tzinfo=clock.TZ)
+    assert sla_deadline("中", early) == datetime(2026, 11, 25, 9, 0, tzinfo=clock.TZ)

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store import clock
 from crm_store.handoff import (
-    SERVICE_HOURS,
     TRANSCRIPT_MAX_ENTRIES,
     add_customer_message,
     add_staff_reply,
@@ -17,7 +16,6 @@ from crm_store.handoff import (
     get_handoff,
     list_open_handoffs,
     mark_delivered,
-    next_service_time,
     open_case_for,
     open_handoff,
     pending_replies,
@@ -25,6 +23,7 @@ from crm_store.handoff import (
     unrated_closed_case,
 )
 from crm_store.models import AuditLog, HandoffCase
+from crm_store.service_hours import SERVICE_HOURS, next_service_time
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=clock.TZ)
 TRANSCRIPT = [
