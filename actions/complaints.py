@@ -62,7 +62,8 @@ class ValidateComplaintForm(FormValidationAction):
     ) -> dict[str, Any]:
         text = latest_text(tracker)
         if is_requested(tracker, "complaint_description"):
-            return {} if wants_to_stop(text) else {"complaint_description": text}
+            leaving = wants_to_stop(text) or latest_intent(tracker) in ("deny", "goodbye")
+            return {} if leaving else {"complaint_description": text}
         # "我要投诉，耳机左耳没声音" already says what happened: keep it instead of asking again.
         activating = tracker.get_slot("requested_slot") is None and latest_intent(tracker) == "file_complaint"
         if activating and len(_COMPLAINT_WORDS.sub("", text)) >= MIN_DESCRIPTION_CHARS:
@@ -111,7 +112,9 @@ class ValidateComplaintForm(FormValidationAction):
             with store_session() as session:
                 if get_order_status(session, order_id=order_id) is not None:
                     return {"complaint_order": order_id}
-        dispatcher.utter_message(response="utter_complaint_order_unknown", order_id=typed)
+        # Words without a number ("还在吗") are not a wrong order number: just ask again.
+        if any(ch.isdigit() for ch in typed):
+            dispatcher.utter_message(response="utter_complaint_order_unknown", order_id=typed)
         return {"complaint_order": None}
 
     async def extract_complaint_category(
@@ -147,6 +150,7 @@ class ValidateComplaintForm(FormValidationAction):
         if not is_requested(tracker, "complaint_phone"):
             return {}
         text = latest_text(tracker)
+        # A "no" here can mean "not that number", so only explicit stop words cancel.
         if wants_to_stop(text):
             return {}
         if latest_intent(tracker) == "affirm" and tracker.get_slot("verified_customer_id"):

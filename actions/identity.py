@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions.complaints import list_open_tickets
 from actions.orders import tell_order_status
 from actions.store import store_session
-from actions.turns import is_requested, latest_entity, latest_text
+from actions.turns import is_requested, latest_entity, latest_intent, latest_text
 from crm_store.customers import find_customer_by_phone, recent_orders, resolve_order_reference, set_opt_out
 from crm_store.identity import verify_customer
 from crm_store.orders import parse_order_id
@@ -28,18 +28,25 @@ logger = logging.getLogger(__name__)
 _LOCKED = "locked"
 
 
+# Answers that leave the form rather than fill it: the rules then stop asking.
+_LEAVING_INTENTS = ("deny", "goodbye", "request_human")
+
+
+def _typed_answer(tracker: Tracker, slot: str) -> str | None:
+    """The whole message, when the form just asked for `slot` and the customer is not leaving."""
+    if not is_requested(tracker, slot) or latest_intent(tracker) in _LEAVING_INTENTS:
+        return None
+    return latest_text(tracker) or None
+
+
 def extract_phone(tracker: Tracker, slot: str) -> dict[str, Any]:
     """A phone from the entity, or from the whole message when the form just asked for it."""
-    phone = latest_entity(tracker, "phone")
-    if phone is None and is_requested(tracker, slot):
-        phone = latest_text(tracker) or None
+    phone = latest_entity(tracker, "phone") or _typed_answer(tracker, slot)
     return {slot: phone} if phone else {}
 
 
 def extract_order_number(tracker: Tracker, slot: str) -> dict[str, Any]:
-    order_id = latest_entity(tracker, "order_id")
-    if order_id is None and is_requested(tracker, slot):
-        order_id = latest_text(tracker) or None
+    order_id = latest_entity(tracker, "order_id") or _typed_answer(tracker, slot)
     return {slot: order_id} if order_id else {}
 
 

@@ -259,3 +259,16 @@ def test_unsure_classifier_offers_the_likeliest_services_as_buttons(
     ]
     with action_store() as session:
         assert session.scalar(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")) is None
+
+
+def test_no_thanks_while_asked_for_a_phone_leaves_the_form_instead_of_being_read_as_a_phone(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    tracker = make_tracker(
+        text="不用了", intent="deny", slots={"requested_slot": "verify_phone"}, active_loop="verify_form"
+    )
+    events = asyncio.run(ValidateVerifyForm().run(dispatcher, tracker, domain))
+
+    # No slot filled: Rasa rejects the form's turn and the "give up verification" rule answers.
+    assert "verify_phone" not in _slots(list(events))
+    assert dispatcher.messages == []
