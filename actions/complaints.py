@@ -2,7 +2,6 @@
 
 import logging
 import re
-from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -11,10 +10,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
+from actions.formatting import cn_time
 from actions.handoff import hand_off
 from actions.store import store_session
 from actions.turns import is_requested, latest_entity, latest_intent, latest_text
-from crm_store import clock
 from crm_store.complaints import (
     check_rating,
     create_complaint,
@@ -46,11 +45,6 @@ _NONE_WORDS = ("没有", "无", "不涉及", "没订单", "不是订单")
 
 def wants_to_stop(text: str) -> bool:
     return any(word in text for word in _STOP_WORDS)
-
-
-def cn_deadline(moment: datetime) -> str:
-    local = moment.astimezone(clock.TZ)
-    return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
 class ValidateComplaintForm(FormValidationAction):
@@ -285,7 +279,7 @@ class ActionSubmitComplaint(Action):
             category=receipt.category,
             priority=receipt.priority,
             assignee_role=receipt.assignee_role,
-            deadline=cn_deadline(receipt.deadline),
+            deadline=cn_time(receipt.deadline),
         )
         if receipt.priority == HIGH_PRIORITY:
             # A serious complaint goes to a person now; the rating comes when that case closes.
@@ -314,7 +308,7 @@ def list_open_tickets(dispatcher: CollectingDispatcher, customer_id: str) -> lis
         dispatcher.utter_message(response="utter_no_open_tickets")
         return []
     lines = "\n".join(
-        f"{t.ticket_id}（{t.category or '其他'}）{t.status}，时限 {cn_deadline(t.deadline)}" for t in tickets
+        f"{t.ticket_id}（{t.category or '其他'}）{t.status}，时限 {cn_time(t.deadline)}" for t in tickets
     )
     dispatcher.utter_message(response="utter_open_tickets", ticket_lines=lines)
     return []
@@ -351,7 +345,7 @@ class ActionCheckComplaintStatus(Action):
             category=view.category or "其他",
             status=view.status,
             assignee_role=view.assignee_role or "客服",
-            deadline=cn_deadline(view.deadline),
+            deadline=cn_time(view.deadline),
         )
         if view.is_overdue:
             dispatcher.utter_message(response="utter_ticket_overdue")

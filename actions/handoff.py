@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
+from actions.formatting import cn_time
 from actions.store import store_session
 from crm_store.handoff import open_handoff
 
@@ -55,9 +56,8 @@ def hand_off(
     if opening.answer_from is None:
         dispatcher.utter_message(response="utter_handoff_opened")
     else:
-        local = opening.answer_from
         dispatcher.utter_message(
-            response="utter_handoff_after_hours", answer_from=f"{local.month}月{local.day}日 {local:%H:%M}"
+            response="utter_handoff_after_hours", answer_from=cn_time(opening.answer_from)
         )
     return []
 
