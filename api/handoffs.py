@@ -5,22 +5,19 @@ conversation away from Rasa (`api.relay`). Staff list the open cases with their 
 reply (the customer sees the reply in the chat) and close the case, which gives the
 conversation back to the bot and asks the customer for a 1–5 rating.
 
-Every endpoint needs `Authorization: Bearer <CRM_STAFF_TOKEN>`. There are no staff accounts
-yet: whoever holds the token acts as the single identity `STAFF_ID` ("staff"), which is what
-the audit log records.
+Every endpoint needs `Authorization: Bearer <CRM_STAFF_TOKEN>` (`api.auth`).
 """
 
 import logging
-import secrets
 from functools import partial
 from typing import Annotated, Final
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, HTTPException, Path, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, HTTPException, Path, status
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import Principal, SessionFactoryDep, SettingsDep
+from api.auth import AUTH_ERRORS, STAFF_ID, StaffDep
+from api.deps import SessionFactoryDep
 from api.relay import CLOSING_TEXT
 from api.schemas import ErrorDetail, HandoffCaseOut, StaffReplyIn, StaffReplyOut
 from crm_store.handoff import (
@@ -36,51 +33,16 @@ from crm_store.vocab import HANDOFF_STATUS_OPEN
 
 logger = logging.getLogger(__name__)
 
-STAFF_ID: Final = "staff"
-"""The one staff identity until there are staff accounts: every token holder acts as it."""
-
-STAFF_TOKEN_UNSET: Final = "未配置员工令牌（CRM_STAFF_TOKEN）"
-STAFF_TOKEN_INVALID: Final = "未授权：请在 Authorization 头中提供有效的员工令牌（Bearer）。"
 CASE_NOT_FOUND: Final = "转人工会话 {case_id} 不存在"
 CASE_CLOSED: Final = "转人工会话 {case_id} 已结束"
 
 # The largest id a 32-bit INTEGER primary key holds; larger ids are refused with 422, not a DB error.
 _MAX_CASE_ID: Final = 2**31 - 1
 
-_bearer = HTTPBearer(auto_error=False, description="员工令牌：环境变量 CRM_STAFF_TOKEN 的值。")
-
-
-def require_staff(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """Admit the holder of the staff token as `STAFF_ID`.
-
-    Raises:
-        HTTPException: 503 when the server has no token configured; 401 when the request has no
-            bearer token or a wrong one.
-    """
-    expected = settings.staff_token.get_secret_value() if settings.staff_token is not None else ""
-    if not expected:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=STAFF_TOKEN_UNSET)
-    given = credentials.credentials if credentials is not None else ""
-    # Bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
-    if not given or not secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, detail=STAFF_TOKEN_INVALID, headers={"WWW-Authenticate": "Bearer"}
-        )
-    return Principal(role="staff", principal_id=STAFF_ID)
-
-
-StaffDep = Annotated[Principal, Depends(require_staff)]
 CaseId = Annotated[int, Path(ge=1, le=_MAX_CASE_ID, description="The hand-off case id.")]
 
-_AUTH_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorDetail, "description": "No staff token, or a wrong one."},
-    503: {"model": ErrorDetail, "description": "The server has no staff token configured."},
-}
 _CASE_ERRORS: dict[int | str, dict[str, object]] = {
-    **_AUTH_ERRORS,
+    **AUTH_ERRORS,
     404: {"model": ErrorDetail, "description": "No such case."},
     409: {"model": ErrorDetail, "description": "The case is already closed."},
 }
@@ -126,7 +88,7 @@ def _close(factory: sessionmaker[Session], case_id: int, staff_id: str) -> Hando
     "",
     summary="List the open hand-off cases, the longest waiting first",
     response_model=list[HandoffCaseOut],
-    responses=_AUTH_ERRORS,
+    responses=AUTH_ERRORS,
 )
 async def list_cases(_staff: StaffDep, sessions: SessionFactoryDep) -> list[HandoffCaseOut]:
     """Every open case with its transcript (customer, bot and staff lines, oldest first).

@@ -52,6 +52,7 @@ from crm_store.models import (
     Ticket,
 )
 from crm_store.orders import ORDER_ID_PATTERN
+from crm_store.revisions import bump_faq_revision
 from crm_store.vocab import (
     CHANNEL_PREFS,
     CUSTOMER_TYPE_COMPANY,
@@ -448,6 +449,8 @@ class _FileSpec:
     refs: tuple[_Ref, ...] = ()
     # Raw values of these columns are scrubbed from any reason, whatever produced it.
     personal: tuple[str, ...] = ()
+    # Called in the transaction of every batch that inserted or updated rows.
+    after_write: Callable[[Session], None] | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -493,7 +496,8 @@ FILE_SPECS: Final = (
         ("opportunity_id",),
         refs=(_CUSTOMER, _Ref("owner_id", Employee.employee_id)),
     ),
-    _FileSpec("faqs.csv", Faq, FaqRow, ("faq_id",)),
+    # The knowledge index must hear of every FAQ change (crm_store.revisions).
+    _FileSpec("faqs.csv", Faq, FaqRow, ("faq_id",), after_write=bump_faq_revision),
 )
 KNOWN_FILES: Final = tuple(spec.name for spec in FILE_SPECS)
 
@@ -502,7 +506,9 @@ KNOWN_FILES: Final = tuple(spec.name for spec in FILE_SPECS)
 # Reading.
 
 
-class _FileUnreadable(Exception):
+class FileUnreadable(Exception):
+    """A file that cannot be read at all (encoding, header); `line` is where the problem is."""
+
     def __init__(self, line: int, reason: str) -> None:
         super().__init__(reason)
         self.line = line
@@ -523,27 +529,31 @@ def _first_undecodable_line(path: Path) -> int:
     return 1
 
 
-def _read_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str] | str]]:
-    """Yield (first physical line, cells by column) per record, or (line, reason) for a malformed one."""
+def read_csv_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str] | str]]:
+    """Yield (first physical line, cells by column) per record, or (line, reason) for a malformed one.
+
+    Raises:
+        FileUnreadable: The file is not UTF-8, or its header is not valid or lacks a column.
+    """
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader, None)
         except UnicodeDecodeError:
-            raise _FileUnreadable(_first_undecodable_line(path), _NOT_UTF8) from None
+            raise FileUnreadable(_first_undecodable_line(path), _NOT_UTF8) from None
         except csv.Error:
-            raise _FileUnreadable(1, "表头不是有效的 CSV") from None
+            raise FileUnreadable(1, "表头不是有效的 CSV") from None
         if header is None:
             return
         names = [cell.strip().lower() for cell in header]
         missing = [column for column in columns if column not in names]
         if missing:
-            raise _FileUnreadable(1, f"表头缺少列：{', '.join(missing)}")
+            raise FileUnreadable(1, f"表头缺少列：{', '.join(missing)}")
         extra = [n for n in names if n not in columns]
         if extra:
             logger.warning("%s: 忽略未知的列 %s", path.name, ", ".join(extra))
         if len(set(names)) != len(names):
-            raise _FileUnreadable(1, "表头有重复的列名")
+            raise FileUnreadable(1, "表头有重复的列名")
         last_line = reader.line_num
         while True:
             start = last_line + 1
@@ -552,7 +562,7 @@ def _read_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[s
             except StopIteration:
                 return
             except UnicodeDecodeError:
-                raise _FileUnreadable(_first_undecodable_line(path), _NOT_UTF8) from None
+                raise FileUnreadable(_first_undecodable_line(path), _NOT_UTF8) from None
             except csv.Error:
                 last_line = reader.line_num
                 yield start, "不是有效的 CSV 行（引号不匹配？）"
@@ -588,7 +598,8 @@ def _scrub(reason: str, raw: dict[str, str], personal: Sequence[str]) -> str:
     return _EMAILISH.sub("***", reason)
 
 
-def _row_reason(error: ValidationError) -> str:
+def row_reason(error: ValidationError) -> str:
+    """The Chinese reason(s) a row model refused a row, without echoing its values."""
     reasons: list[str] = []
     for detail in error.errors(include_url=False, include_input=False):
         if detail["type"] == "crm":
@@ -726,6 +737,8 @@ class _FileRun:
             session.execute(insert(spec.model), inserts)
         if updates:
             session.execute(update(spec.model), updates)
+        if (inserts or updates) and spec.after_write is not None:
+            spec.after_write(session)
         outcome.inserted = len(inserts)
         outcome.updated = len(updates)
         return outcome
@@ -769,7 +782,7 @@ def _import_file(
     batch: list[_Pending] = []
     in_batch: set[tuple[Any, ...]] = set()
     try:
-        for line, cells in _read_rows(path, spec.columns):
+        for line, cells in read_csv_rows(path, spec.columns):
             summary.read += 1
             if task is not None and progress is not None:
                 progress.update(task, completed=line)
@@ -779,7 +792,7 @@ def _import_file(
             try:
                 row = spec.row.model_validate(cells)
             except ValidationError as exc:
-                run.reject(line, _row_reason(exc), cells)
+                run.reject(line, row_reason(exc), cells)
                 continue
             values = row.model_dump()
             problem = _length_problem(spec, values)
@@ -799,7 +812,7 @@ def _import_file(
             if len(batch) >= BATCH_SIZE:
                 run.flush(batch)
                 batch, in_batch = [], set()
-    except _FileUnreadable as exc:
+    except FileUnreadable as exc:
         summary.error = exc.reason
         error = RowError(spec.name, exc.line, exc.reason)
         logger.error("%s", error)

@@ -33,7 +33,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from crm_store import clock
-from crm_store.vocab import HANDOFF_STATUS_OPEN, OUTBOX_STATUS_PENDING, TASK_STATUS_OPEN
+from crm_store.vocab import (
+    HANDOFF_STATUS_OPEN,
+    OUTBOX_STATUS_PENDING,
+    TASK_STATUS_OPEN,
+    UNANSWERED_STATUS_OPEN,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -305,6 +310,78 @@ class Faq(Base):
 
     def __repr__(self) -> str:
         return f"Faq({self.faq_id!r}, {self.question!r})"
+
+
+class FaqUnanswered(Base):
+    """A question the assistant could not answer, queued for staff; asking it again counts it again.
+
+    `question` holds the customer's words with personal data masked (`crm_store.privacy.mask_text`).
+    Repeats meet on `normalized_key` (see `crm_store.faqs.question_key`), unique over all rows: a
+    resolved or dismissed question asked again is counted on its row rather than queued anew.
+    `resolved_faq_id` is the FAQ that now answers it; it becomes NULL if that FAQ is deleted.
+    """
+
+    __tablename__ = "faq_unanswered"
+    __table_args__ = (Index("ix_faq_unanswered_status_count", "status", "count"),)
+
+    id: Mapped[IntPk]
+    question: Mapped[str] = mapped_column(Text)
+    normalized_key: Mapped[str] = mapped_column(String(500), unique=True)
+    count: Mapped[int] = mapped_column(default=1, server_default="1")
+    first_asked_at: Mapped[datetime]
+    last_asked_at: Mapped[datetime]
+    status: Mapped[EnumStr] = mapped_column(
+        default=UNANSWERED_STATUS_OPEN, server_default=UNANSWERED_STATUS_OPEN
+    )
+    resolved_faq_id: Mapped[str | None] = mapped_column(
+        ForeignKey("faqs.faq_id", ondelete="SET NULL"), index=True
+    )
+    updated_at: Mapped[UpdatedAt]
+
+    def __repr__(self) -> str:
+        return f"FaqUnanswered({self.id!r}, {self.status!r}, count={self.count!r})"
+
+
+class FaqFeedback(Base):
+    """A customer's "helpful or not" on an answered FAQ: one vote per conversation and FAQ, the latest.
+
+    `faq_id` is deliberately not a foreign key: the votes on a FAQ stay in the statistics after it is
+    deleted. `conversation_key` is `crm_store.privacy.conversation_key(sender_id)`, never the sender
+    id itself; `query` is what the customer asked, masked like `FaqUnanswered.question`.
+    """
+
+    __tablename__ = "faq_feedback"
+    __table_args__ = (
+        Index("uq_faq_feedback_faq_id_conversation_key", "faq_id", "conversation_key", unique=True),
+    )
+
+    id: Mapped[IntPk]
+    faq_id: Mapped[str] = mapped_column(String(32))
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    conversation_key: Mapped[str] = mapped_column(String(32))
+    query: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+    def __repr__(self) -> str:
+        return f"FaqFeedback({self.id!r}, {self.faq_id!r}, helpful={self.helpful!r})"
+
+
+class KnowledgeState(Base):
+    """Revision counters of the knowledge base, one row per kind of content (`faqs` for now).
+
+    Every write of FAQs adds one to `revision` in its own transaction, so that the retrieval engine
+    can notice any change, deletions included, by reading one row (`crm_store.faqs.faq_revision`).
+    """
+
+    __tablename__ = "knowledge_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    revision: Mapped[int] = mapped_column(default=0, server_default="0")
+    updated_at: Mapped[UpdatedAt]
+
+    def __repr__(self) -> str:
+        return f"KnowledgeState({self.name!r}, {self.revision!r})"
 
 
 class Task(Base):

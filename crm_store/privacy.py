@@ -3,7 +3,8 @@
 Replies mask every phone number (REQUIREMENTS §7, issue 3). Logs and lock tables never hold a
 conversation id or a phone in clear: they hold `conversation_key(...)` / `phone_key(...)`, short
 SHA-256 digests. These are pseudonyms, not encryption: the set of mainland phone numbers is small
-enough to enumerate, so a digest table must still be treated as internal data.
+enough to enumerate, so a digest table must still be treated as internal data. Free text a customer
+typed is stored only through `mask_text`, which hides phones, e-mails, ID and card numbers in it.
 """
 
 import hashlib
@@ -108,3 +109,40 @@ def conversation_key(sender_id: str) -> str:
 def phone_key(phone: str) -> str:
     """A short, stable pseudonym of a phone number; typed variants of one number give one key."""
     return _key("phone", normalise_phone(phone) or phone.strip())
+
+
+# Free text: the digit classes take full-width digits too, which Chinese input methods produce.
+_TEXT_DIGIT: Final = "[0-9\uff10-\uff19]"
+_TEXT_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+# Bank cards as people type them: groups of four digits, spaced or dashed.
+_TEXT_CARD: Final = re.compile(
+    rf"(?<!{_TEXT_DIGIT}){_TEXT_DIGIT}{{4}}(?:[ \-]{_TEXT_DIGIT}{{4}}){{3}}(?:[ \-]?{_TEXT_DIGIT}{{1,3}})?"
+    rf"(?!{_TEXT_DIGIT})"
+)
+# Resident ID numbers: 18 characters, the last a digit or X.
+_TEXT_ID_CARD: Final = re.compile(
+    rf"(?<![A-Za-z0-9\uff10-\uff19]){_TEXT_DIGIT}{{17}}[0-9\uff10-\uff19Xx\uff38\uff58](?![A-Za-z0-9\uff10-\uff19])"
+)
+_TEXT_SEP: Final = r"[ \-\uff0d.]?"
+_TEXT_MOBILE: Final = re.compile(
+    rf"(?<!{_TEXT_DIGIT})(?:(?:\+|\uff0b|00)?86{_TEXT_SEP})?[1\uff11][3-9\uff13-\uff19]"
+    rf"(?:{_TEXT_SEP}{_TEXT_DIGIT}){{9}}(?!{_TEXT_DIGIT})"
+)
+# Any other long run of digits (QQ, landline, bank card typed in one piece). Runs glued to letters
+# stay: SO202611180001 or SF1234567890 are order and tracking numbers, not personal data.
+_TEXT_LONG_DIGITS: Final = re.compile(rf"(?<![A-Za-z0-9\uff10-\uff19]){_TEXT_DIGIT}{{7,}}")
+
+
+def mask_text(text: str) -> str:
+    """Free text with personal data hidden, fit to be stored, shown to staff and logged.
+
+    Mobile numbers become "182****4104" (as `mask_phone`), e-mail addresses "***@***", ID and card
+    numbers and any other run of seven or more digits "***". Order, ticket and tracking numbers stay
+    (SO202611180001, T09001, SF1234567890): alone they reveal nobody. Names and addresses cannot be
+    told apart from other words and are left as typed.
+    """
+    text = _TEXT_EMAIL.sub(f"{MASK}@{MASK}", text)
+    text = _TEXT_CARD.sub(MASK, text)
+    text = _TEXT_ID_CARD.sub(MASK, text)
+    text = _TEXT_MOBILE.sub(lambda match: mask_phone(match.group()), text)
+    return _TEXT_LONG_DIGITS.sub(MASK, text)

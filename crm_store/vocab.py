@@ -73,3 +73,9 @@ TRANSCRIPT_SPEAKERS: Final = ("customer", "bot", "staff")
 
 # A notice to an employee (outbox.employee_id set) about a new ticket.
 OUTBOX_KIND_TICKET_NOTICE: Final = "ticket_notice"
+
+# A question the assistant could not answer: waiting for staff, turned into knowledge, or set aside.
+UNANSWERED_STATUSES: Final = ("open", "resolved", "dismissed")
+UNANSWERED_STATUS_OPEN: Final = "open"
+UNANSWERED_STATUS_RESOLVED: Final = "resolved"
+UNANSWERED_STATUS_DISMISSED: Final = "dismissed"

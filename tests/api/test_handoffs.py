@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.auth import STAFF_TOKEN_UNSET
 from api.deps import get_session_factory
-from api.handoffs import STAFF_TOKEN_UNSET
 from api.relay import CLOSING_TEXT, HOLDING_REPLY
 from api.settings import ApiSettings
 from crm_store.db import create_engine_for, make_session_factory

@@ -28,6 +28,9 @@ EXPECTED_TABLES = {
     "tasks",
     "audit_log",
     "outbox",
+    "faq_unanswered",
+    "faq_feedback",
+    "knowledge_state",
 }
 
 

@@ -4,7 +4,14 @@ import re
 
 import pytest
 
-from crm_store.privacy import conversation_key, mask_name, mask_phone, normalise_phone, phone_key
+from crm_store.privacy import (
+    conversation_key,
+    mask_name,
+    mask_phone,
+    mask_text,
+    normalise_phone,
+    phone_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -79,3 +86,22 @@ def test_phone_key_is_one_per_number_whatever_the_typing() -> None:
     assert phone_key("18201164104") != phone_key("18201164105")
     # A conversation id that happens to be a phone number gets another pseudonym than the phone.
     assert conversation_key("18201164104") != phone_key("18201164104")
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("我的手机13800001111收不到验证码", "我的手机138****1111收不到验证码"),
+        ("手机号 +86 138-0000-1111 怎么改", "手机号 138****1111 怎么改"),
+        ("电话１３８００００１１１１", "电话138****1111"),
+        ("邮箱wang.li@example.com.cn请回复", "邮箱***@***请回复"),
+        ("身份证号11010519491231002X", "身份证号***"),
+        ("卡号 6222 0212 3456 7890 123 被扣款", "卡号 *** 被扣款"),
+        ("QQ 123456789", "QQ ***"),
+        # Order, ticket and tracking numbers reveal nobody: staff need them.
+        ("SO202611180001 和 T09001 的快递 SF1234567890", "SO202611180001 和 T09001 的快递 SF1234567890"),
+        ("满99元包邮吗，2026年能到吗", "满99元包邮吗，2026年能到吗"),
+    ],
+)
+def test_mask_text(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
