@@ -14,9 +14,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
+from actions.faq import respond_from_faqs
 from actions.formatting import cn_time
 from actions.store import store_session
+from actions.turns import latest_text
 from crm_store.handoff import open_handoff
+from knowledge.questions import looks_like_question
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +107,12 @@ def likeliest_offers(tracker: Tracker) -> list[dict[str, str]]:
 
 
 class ActionHandleFallback(Action):
-    """Offer the likeliest meanings; the second misunderstanding in a row goes to a person instead."""
+    """A message the classifier was unsure of.
+
+    One that reads like a question is searched in the FAQs first: an answer or suggestions end
+    the fallback there. Otherwise (and when no FAQ fits, which is queued for staff) the likeliest
+    meanings are offered; the second misunderstanding in a row goes to a person instead.
+    """
 
     def name(self) -> str:
         return FALLBACK_ACTION
@@ -112,12 +120,19 @@ class ActionHandleFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        text = latest_text(tracker)
+        if looks_like_question(text):
+            result, events = respond_from_faqs(dispatcher, text, admit_none=False)
+            if result is None or result.decision != "none":
+                return events
+        else:
+            events = []
         if _previous_turn_was_a_fallback(tracker):
             dispatcher.utter_message(response="utter_fallback_to_human")
-            return hand_off(dispatcher, tracker, reason="连续未理解")
+            return [*events, *hand_off(dispatcher, tracker, reason="连续未理解")]
         offers = likeliest_offers(tracker)
         if offers:
             dispatcher.utter_message(response="utter_clarify", buttons=offers)
         else:
             dispatcher.utter_message(response="utter_default")
-        return []
+        return events

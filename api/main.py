@@ -4,6 +4,7 @@ Run with `uvicorn api.main:app`. Tests call `create_app()` for a fresh app per t
 """
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from api import chat, handoffs, health
+from api import chat, faqs, handoffs, health, knowledge
 from api.settings import get_api_settings
 from crm_store.db import create_engine_for, make_session_factory
 
@@ -46,6 +47,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.knowledge = knowledge.KnowledgeHolder(app.state.session_factory)
+    if os.environ.get("KNOWLEDGE_WARM_UP") == "1":
+        app.state.knowledge.start_loading()
     app.state.http_client = http_client
     app.state.started_at = time.monotonic()
     try:
@@ -90,6 +94,8 @@ def create_app() -> FastAPI:
     api_router = APIRouter(prefix="/api")
     api_router.include_router(chat.router)
     api_router.include_router(handoffs.router)
+    api_router.include_router(knowledge.router)
+    api_router.include_router(faqs.router)
     app.include_router(api_router)
     app.include_router(health.router)
 

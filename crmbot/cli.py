@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.importer import ImportReport, import_csv_dir
+from crmbot.faq_cli import add_faq_commands
 from crmbot.preparation import prepare_model, prepare_store
 from crmbot.stack import StackSettings, run_stack
 
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="从 CRM 数据生成词表，训练有变化时才重新训练")
     train.add_argument("--force", action="store_true", help="即使没有变化也重新训练")
     train.set_defaults(handler=_train)
+
+    add_faq_commands(commands)
     return parser
 
 

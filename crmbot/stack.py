@@ -102,6 +102,8 @@ def process_environment(stack: StackSettings) -> dict[str, str]:
         # The action server trusts message metadata, so it must never listen beyond loopback.
         SANIC_HOST="127.0.0.1",
         PYTHONUNBUFFERED="1",
+        # The API and the action server load the FAQ encoder while starting, not at the first question.
+        KNOWLEDGE_WARM_UP="1",
     )
     return env
 

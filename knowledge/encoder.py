@@ -15,9 +15,10 @@ logger = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 
-# Both sides of a FAQ match are questions, so both get the e5 prompt for symmetric tasks
-# (the model card: "query: " for paraphrase retrieval and semantic similarity).
+# Both sides of a question-to-question match get the e5 prompt for symmetric tasks (the model
+# card: "query: " for paraphrase retrieval); an answer is a passage that may answer the query.
 QUESTION_PROMPT = "query"
+ANSWER_PROMPT = "passage"
 
 
 class EncoderUnavailable(RuntimeError):
@@ -25,7 +26,7 @@ class EncoderUnavailable(RuntimeError):
 
 
 class Encoder(Protocol):
-    """What the index needs from an encoder: unit vectors for a batch of questions."""
+    """What the index needs from an encoder: unit vectors for a batch of questions or answers."""
 
     @property
     def dimension(self) -> int: ...
@@ -33,11 +34,11 @@ class Encoder(Protocol):
     @property
     def model_id(self) -> str: ...
 
-    def encode(self, texts: list[str]) -> Vectors: ...
+    def encode(self, texts: list[str], *, passage: bool = False) -> Vectors: ...
 
 
 class SentenceEncoder:
-    """A sentence-transformers model on the CPU, encoding questions with the `query: ` prompt."""
+    """A sentence-transformers model on the CPU, with the e5 prompts."""
 
     def __init__(self, path: Path = BASE_MODEL_DIR, *, batch_size: int = 64) -> None:
         if not (path / "modules.json").is_file():
@@ -71,13 +72,14 @@ class SentenceEncoder:
         """Identifies the weights, so a persisted index built by another model is not reused."""
         return self._model_id
 
-    def encode(self, texts: list[str]) -> Vectors:
+    def encode(self, texts: list[str], *, passage: bool = False) -> Vectors:
+        """Unit vectors of questions (the `query: ` prompt) or, with `passage`, of answers."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
             vectors = self._model.encode(
                 texts,
-                prompt_name=QUESTION_PROMPT,
+                prompt_name=ANSWER_PROMPT if passage else QUESTION_PROMPT,
                 batch_size=self._batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,

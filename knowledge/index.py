@@ -7,7 +7,12 @@ reported as the matched question.
 Fusion (a calibrated score mix rather than reciprocal ranks, because the decision to answer
 needs an absolute number, not only an order):
 
-    score = w · cosine + (1 − w) · bm25 / bm25_max(query)
+    phrasing = w · cosine + (1 − w) · bm25 / bm25_max(query)
+    score    = (best phrasing of the FAQ + a · cosine(query, answer)) / (1 + a)
+
+The second line is query–answer relevance, a classic of FAQ retrieval: a question worded
+unlike every phrasing ("西藏收货要多加钱吗") may still be close to the answer ("偏远地区（新疆、
+西藏等）每单加收15元"). A FAQ without an answer text counts its best phrasing twice instead.
 
 `cosine` is the inner product of unit vectors; `bm25_max(query)` bounds what any row could
 score for this query, Σ idf(t) over the query's words (bm25s's Lucene variant saturates each
@@ -27,7 +32,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, Literal
 
@@ -50,7 +55,7 @@ _BM25_B: Final = 0.75
 _CANDIDATES: Final = 64
 # Compact (rebuild without tombstones) once this share of rows is dead.
 _MAX_TOMBSTONE_SHARE: Final = 0.25
-_FORMAT_VERSION: Final = 1
+_FORMAT_VERSION: Final = 2
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class IndexConfig:
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     dense_weight: float = 1.0
+    answer_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class Snapshot:
     dead_rows: int = 0
     kind: str = "flat"
     row_of_text: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # faq_id -> unit vector of its answer (the `passage: ` prompt); absent for an empty answer.
+    answers: Mapping[str, Vectors] = field(default_factory=dict)
 
     @property
     def live_rows(self) -> int:
@@ -158,7 +166,9 @@ class FaqIndex:
         if not text or not snapshot.entries or top_k <= 0:
             return []
         query_vector = self.encoder.encode([text])
-        return rank_with_vector(snapshot, text, query_vector, top_k, self.config.dense_weight)
+        return rank_with_vector(
+            snapshot, text, query_vector, top_k, self.config.dense_weight, self.config.answer_weight
+        )
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -175,7 +185,9 @@ class FaqIndex:
             if not (added or removed or changed):
                 return SyncReport(0, 0, 0, 0)
             snapshot, encoded = self._apply(current, wanted, set(added) | set(changed) | set(removed))
-            self._snapshot = snapshot
+            answers, answers_encoded = self._answer_vectors(current, wanted)
+            self._snapshot = replace(snapshot, answers=answers)
+            encoded += answers_encoded
         logger.info(
             "knowledge index updated: %d added, %d changed, %d removed, %d phrasings encoded",
             len(added),
@@ -184,6 +196,23 @@ class FaqIndex:
             encoded,
         )
         return SyncReport(len(added), len(changed), len(removed), encoded)
+
+    def _answer_vectors(
+        self, current: Snapshot, wanted: Mapping[str, FaqEntry]
+    ) -> tuple[dict[str, Vectors], int]:
+        """Answer vectors for `wanted`, encoding only answers that are new or edited."""
+        answers: dict[str, Vectors] = {}
+        missing: list[str] = []
+        for faq_id, entry in wanted.items():
+            held = current.entries.get(faq_id)
+            if faq_id in current.answers and held is not None and held.answer == entry.answer:
+                answers[faq_id] = current.answers[faq_id]
+            elif entry.answer.strip():
+                missing.append(faq_id)
+        if missing:
+            vectors = self.encoder.encode([normalise(wanted[f].answer) for f in missing], passage=True)
+            answers.update(zip(missing, vectors, strict=True))
+        return answers, len(missing)
 
     def _apply(
         self, current: Snapshot, wanted: Mapping[str, FaqEntry], touched: set[str]
@@ -311,6 +340,14 @@ class FaqIndex:
             work.mkdir()
             live = [row for row, faq in enumerate(snapshot.row_faq) if faq is not None]
             np.save(work / "vectors.npy", snapshot.vectors[live])
+            answer_ids = sorted(snapshot.answers)
+            np.save(
+                work / "answers.npy",
+                np.vstack([snapshot.answers[f] for f in answer_ids])
+                if answer_ids
+                else np.zeros((0, self.encoder.dimension), dtype=np.float32),
+            )
+            (work / "answers.json").write_text(json.dumps(answer_ids), encoding="utf-8")
             rows = [{"faq_id": snapshot.row_faq[row], "text": snapshot.row_text[row]} for row in live]
             entries = [
                 {
@@ -351,6 +388,8 @@ class FaqIndex:
             rows = json.loads((directory / "rows.json").read_text(encoding="utf-8"))
             faqs = json.loads((directory / "faqs.json").read_text(encoding="utf-8"))
             vectors = np.load(directory / "vectors.npy").astype(np.float32, copy=False)
+            answer_ids = json.loads((directory / "answers.json").read_text(encoding="utf-8"))
+            answer_vectors = np.load(directory / "answers.npy").astype(np.float32, copy=False)
             dense_file = directory / "dense.faiss"
             dense = faiss.read_index(str(dense_file)) if dense_file.exists() else None
         except (OSError, ValueError, KeyError) as exc:
@@ -358,7 +397,7 @@ class FaqIndex:
                 "persisted knowledge index at %s not usable (%s); rebuilding", directory, type(exc).__name__
             )
             return False
-        if len(rows) != len(vectors):
+        if len(rows) != len(vectors) or len(answer_ids) != len(answer_vectors):
             logger.warning("persisted knowledge index at %s is inconsistent; rebuilding", directory)
             return False
         entries = {
@@ -374,7 +413,8 @@ class FaqIndex:
         row_faq = tuple(r["faq_id"] for r in rows)
         row_text = tuple(r["text"] for r in rows)
         with self._write_lock:
-            self._snapshot = self._build(entries, row_faq, row_text, np.ascontiguousarray(vectors), dense)
+            snapshot = self._build(entries, row_faq, row_text, np.ascontiguousarray(vectors), dense)
+            self._snapshot = replace(snapshot, answers=dict(zip(answer_ids, answer_vectors, strict=True)))
         return True
 
 
@@ -391,7 +431,12 @@ def _remove_tree(path: Path) -> None:
 
 
 def rank_with_vector(
-    snapshot: Snapshot, text: str, query_vector: Vectors, top_k: int, dense_weight: float
+    snapshot: Snapshot,
+    text: str,
+    query_vector: Vectors,
+    top_k: int,
+    dense_weight: float,
+    answer_weight: float = 0.0,
 ) -> list[ScoredFaq]:
     """Fuse the two retrievers for one (normalised) query whose vector is already known."""
     candidates = min(len(snapshot.row_faq), _CANDIDATES + 4 * top_k)
@@ -430,6 +475,14 @@ def rank_with_vector(
         if held is None or score > held.score:
             best_by_faq[faq_id] = ScoredFaq(
                 snapshot.entries[faq_id], score, cosine, lexical, snapshot.row_text[row]
+            )
+    if answer_weight > 0:
+        flat_query = query_vector.reshape(-1)
+        for faq_id, held in best_by_faq.items():
+            answer = snapshot.answers.get(faq_id)
+            relevance = float(answer @ flat_query) if answer is not None else held.score
+            best_by_faq[faq_id] = replace(
+                held, score=(held.score + answer_weight * relevance) / (1 + answer_weight)
             )
     ranked = sorted(best_by_faq.values(), key=lambda s: (-s.score, s.entry.faq_id))
     return ranked[:top_k]

@@ -54,6 +54,7 @@ def index_config(settings: KnowledgeSettings) -> IndexConfig:
         hnsw_m=settings.hnsw_m,
         hnsw_ef_search=settings.hnsw_ef_search,
         dense_weight=settings.dense_weight,
+        answer_weight=settings.answer_weight,
     )
 
 

@@ -40,10 +40,12 @@ class KnowledgeSettings(BaseSettings):
     # share words with a near-miss FAQ are common), so BM25 only adds candidates by default.
     # Raise its share where customers use the FAQs' own wording.
     dense_weight: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Weight of query-answer relevance in a FAQ's score (knowledge.index), by the same calibration.
+    answer_weight: float = Field(default=0.2, ge=0.0, le=5.0)
     # Calibrated on our own dev questions by `python -m bench.faq_calibrate` (knowledge.decision).
-    answer_score: float = Field(default=0.931, ge=0.0, le=1.0)
+    answer_score: float = Field(default=0.92, ge=0.0, le=1.0)
     answer_margin: float = Field(default=0.0, ge=0.0, le=1.0)
-    suggest_score: float = Field(default=0.894, ge=0.0, le=1.0)
+    suggest_score: float = Field(default=0.886, ge=0.0, le=1.0)
     # How often a process checks the store for FAQ edits made by another process.
     refresh_interval_s: float = Field(default=1.0, ge=0.0)
 

@@ -240,7 +240,8 @@ def test_first_misunderstanding_only_asks_to_rephrase(
 def test_unsure_classifier_offers_the_likeliest_services_as_buttons(
     action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
 ) -> None:
-    tracker = make_tracker(text="那个东西咋回事")
+    # Not worded as a question, so the FAQs are not searched (see test_faq_actions.py).
+    tracker = make_tracker(text="那个东西的事情")
     tracker.latest_message["intent_ranking"] = [
         {"name": "nlu_fallback", "confidence": 0.45},
         {"name": "check_order_status", "confidence": 0.30},

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import faqs
 from api.auth import STAFF_TOKEN_INVALID
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.faqs import faq_revision, record_feedback, record_unanswered
@@ -29,14 +28,6 @@ NEW_FAQ = {
     "answer": "可以，在订单详情中点击“申请开票”。",
     "alt_questions": ["能开收据吗", "收据怎么开"],
 }
-
-
-@pytest.fixture
-def app(app: FastAPI) -> FastAPI:
-    """The app with the FAQ router, whether or not `api.main` mounts it already."""
-    if not any(getattr(route, "path", None) == "/api/faqs" for route in app.routes):
-        app.include_router(faqs.router, prefix="/api")
-    return app
 
 
 @pytest.fixture

@@ -67,6 +67,7 @@ def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
         "CRM_API_PORT": str(stack.api_port),
         "CRM_API_HOST": "127.0.0.1",
         "RASA_TELEMETRY_ENABLED": "false",
+        "KNOWLEDGE_DIR": str(workdir / "knowledge"),
     }
     env.pop("CRM_TRACKER_URL", None)
     with stack.log_file.open("wb") as log:
