@@ -3,13 +3,15 @@
     .venv-app/bin/python -m bench.faq_calibrate
 
 Data, all written for this project: the demo FAQs with bench/data/faq_dev_paraphrases.json
-(120 paraphrases, 25 questions no FAQ answers), and bench/data/faq_dev_general.json (400 FAQs
-from banking, a phone assistant, everyday questions and shopping, 800 paraphrases). The public
+(120 paraphrases, 25 questions no FAQ answers); bench/data/faq_dev_general.json (400 FAQs
+from banking, a phone assistant, everyday questions and shopping, 800 paraphrases that avoid the
+FAQ's words); bench/data/faq_dev_usertraffic.json (300 FAQs, 600 paraphrases that are mostly
+small edits, as in real search and assistant logs). The public
 sets in ../shared/eval are test sets and are never used here, nor are the held-out paraphrases
 under tests/knowledge/data.
 
 Rules, applied in order:
-1. dense weight w: the best mean MRR over the two dev sets (ties: the larger w); then the
+1. dense weight w: the best mean MRR over the three dev sets (ties: the larger w); then the
    answer weight a (query-answer relevance) the same way at that w (ties: the smaller a);
 2. answer threshold and margin: the pair that answers the most paraphrases directly while at
    most 4 % of the out-of-domain questions would be answered and at least 95 % of the answered
@@ -22,7 +24,7 @@ import itertools
 
 import numpy as np
 
-from bench.faq_data import GENERAL_DEV, demo_faqs, paraphrase_set
+from bench.faq_data import GENERAL_DEV, USER_TRAFFIC_DEV, demo_faqs, paraphrase_set
 from bench.results_table import report
 from knowledge.encoder import SentenceEncoder
 from knowledge.evaluation import load_eval_set
@@ -45,11 +47,13 @@ def main() -> None:
     vectors = encoder.encode(texts)
     n_in = len(dev.queries)
 
-    general_faqs, general_queries = load_eval_set(GENERAL_DEV)
-    general = FaqIndex(encoder)
-    general.sync(general_faqs)
-    general_texts = [normalise(q.query) for q in general_queries]
-    general_vectors = encoder.encode(general_texts)
+    others = []
+    for path in (GENERAL_DEV, USER_TRAFFIC_DEV):
+        other_faqs, other_queries = load_eval_set(path)
+        other = FaqIndex(encoder)
+        other.sync(other_faqs)
+        other_texts = [normalise(q.query) for q in other_queries]
+        others.append((other, other_texts, encoder.encode(other_texts), [q.faq_id for q in other_queries]))
 
     def measure(weight: float, answer_weight: float) -> tuple[list[list[ScoredFaq]], list[object]]:
         ranked = [
@@ -57,22 +61,24 @@ def main() -> None:
             for t, v in zip(texts, vectors, strict=True)
         ]
         demo_hit1, demo_mrr = _quality(ranked[:n_in], [faq for _, faq in dev.queries])
-        general_ranked = [
-            rank_with_vector(general.snapshot, t, v, 10, weight, answer_weight)
-            for t, v in zip(general_texts, general_vectors, strict=True)
-        ]
-        general_hit1, general_mrr = _quality(general_ranked, [q.faq_id for q in general_queries])
+        figures = [(demo_hit1, demo_mrr)]
+        for other, other_texts, other_vectors, truth in others:
+            other_ranked = [
+                rank_with_vector(other.snapshot, t, v, 10, weight, answer_weight)
+                for t, v in zip(other_texts, other_vectors, strict=True)
+            ]
+            figures.append(_quality(other_ranked, truth))
         row: list[object] = [
             f"w = {weight}, a = {answer_weight}",
-            f"{demo_hit1:.3f} / {general_hit1:.3f}",
-            f"{demo_mrr:.3f} / {general_mrr:.3f}",
+            " / ".join(f"{hit1:.3f}" for hit1, _ in figures),
+            " / ".join(f"{mrr:.3f}" for _, mrr in figures),
             "",
             "",
         ]
-        return ranked, [*row, (demo_mrr + general_mrr) / 2]
+        return ranked, [*row, float(np.mean([mrr for _, mrr in figures]))]
 
     # Stage 1: the dense weight, phrasings only. Stage 2: the answer weight at that dense weight
-    # (the general set has no answer texts, so only the demo FAQs can tell).
+    # (the other sets have no answer texts, so only the demo FAQs can tell).
     rows: list[list[object]] = []
     best: tuple[float, float, float] = (-1.0, 1.0, 0.0)  # mean MRR, w, a
     ranked_by_setting: dict[tuple[float, float], list[list[ScoredFaq]]] = {}
@@ -115,8 +121,8 @@ def main() -> None:
     )
     report(
         "faq_calibration",
-        "FAQ fusion weight and decision thresholds (dev questions: demo FAQs / general set)",
-        ["setting", "hit@1 demo / general", "MRR demo / general", "answers (demo)", "out of domain (demo)"],
+        "FAQ fusion weight and decision thresholds (dev sets: demo FAQs / general / user traffic)",
+        ["setting", "hit@1", "MRR", "answers (demo)", "out of domain (demo)"],
         rows,
         note="Copy the chosen values into knowledge/settings.py (KNOWLEDGE_DENSE_WEIGHT, "
         "KNOWLEDGE_ANSWER_WEIGHT, KNOWLEDGE_ANSWER_SCORE, KNOWLEDGE_ANSWER_MARGIN, KNOWLEDGE_SUGGEST_SCORE).",

@@ -12,6 +12,8 @@ BENCH_DATA = Path(__file__).resolve().parent / "data"
 DEV_PARAPHRASES = BENCH_DATA / "faq_dev_paraphrases.json"
 # 400 FAQs in four domains with 800 paraphrases, in the format of ../shared/eval/faq (ours).
 GENERAL_DEV = BENCH_DATA / "faq_dev_general.json"
+# 300 FAQs with 600 paraphrases that are mostly small edits, like real user traffic (ours).
+USER_TRAFFIC_DEV = BENCH_DATA / "faq_dev_usertraffic.json"
 SHARED_FAQ_EVAL = demo_fixture_dir().parents[1] / "eval" / "faq"
 
 

@@ -63,7 +63,7 @@ class IndexConfig:
     """How to index and fuse; `knowledge.service.index_config` fills it from the settings."""
 
     kind: IndexKind = "auto"
-    flat_max_vectors: int = 100_000
+    flat_max_vectors: int = 20_000
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     dense_weight: float = 1.0
@@ -95,6 +95,7 @@ class Snapshot:
     dead_rows: int = 0
     kind: str = "flat"
     row_of_text: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    row_tokens: tuple[tuple[str, ...], ...] = ()
     # faq_id -> unit vector of its answer (the `passage: ` prompt); absent for an empty answer.
     answers: Mapping[str, Vectors] = field(default_factory=dict)
 
@@ -130,10 +131,12 @@ def _new_dense(kind: str, dimension: int, config: IndexConfig) -> faiss.Index:
 
 
 def _lexical_index(
-    row_text: Sequence[str], row_faq: Sequence[str | None]
+    row_tokens: Sequence[tuple[str, ...]], row_faq: Sequence[str | None]
 ) -> tuple[bm25s.BM25 | None, npt.NDArray[np.int64]]:
+    # bm25s cannot add or remove documents, so the BM25 index is rebuilt from the rows' words,
+    # which are kept: segmenting 100,000 questions again would take seconds, indexing them not.
     live = [row for row, faq in enumerate(row_faq) if faq is not None]
-    corpus = [list(lexical_tokens(row_text[row])) or [""] for row in live]
+    corpus = [list(row_tokens[row]) or [""] for row in live]
     if not corpus:
         return None, np.zeros(0, dtype=np.int64)
     retriever = bm25s.BM25(k1=_BM25_K1, b=_BM25_B)
@@ -254,8 +257,11 @@ class FaqIndex:
             dense.add(added_vectors)
         row_faq_all = tuple(row_faq) + tuple(fid for fid, _ in new_rows)
         row_text = current.row_text + tuple(text for _, text in new_rows)
+        row_tokens = current.row_tokens + tuple(lexical_tokens(text) for _, text in new_rows)
         vectors = np.vstack([current.vectors, added_vectors])
-        lexical, lexical_rows = _lexical_index(row_text, row_faq_all)
+        lexical, lexical_rows = _lexical_index(row_tokens, row_faq_all)
+        row_of_text = dict(current.row_of_text)
+        row_of_text.update(_text_rows(row_text[len(current.row_text) :], first_row=len(current.row_text)))
         return (
             Snapshot(
                 entries=dict(wanted),
@@ -267,7 +273,8 @@ class FaqIndex:
                 lexical_rows=lexical_rows,
                 dead_rows=dead,
                 kind=kind,
-                row_of_text=_text_rows(row_text),
+                row_of_text=row_of_text,
+                row_tokens=row_tokens,
             ),
             len(to_encode),
         )
@@ -284,7 +291,12 @@ class FaqIndex:
         vectors = np.vstack([current.vectors[keep], added_vectors]) if keep else added_vectors
         faqs = tuple(row_faq[row] for row in keep) + tuple(fid for fid, _ in new_rows)
         texts = tuple(current.row_text[row] for row in keep) + tuple(text for _, text in new_rows)
-        return self._build(wanted, faqs, texts, np.ascontiguousarray(vectors, dtype=np.float32))
+        tokens = tuple(current.row_tokens[row] for row in keep) + tuple(
+            lexical_tokens(t) for _, t in new_rows
+        )
+        return self._build(
+            wanted, faqs, texts, np.ascontiguousarray(vectors, dtype=np.float32), row_tokens=tokens
+        )
 
     def _build(
         self,
@@ -293,8 +305,11 @@ class FaqIndex:
         row_text: tuple[str, ...],
         vectors: Vectors,
         saved_dense: faiss.Index | None = None,
+        row_tokens: tuple[tuple[str, ...], ...] | None = None,
     ) -> Snapshot:
         kind = _dense_kind(self.config, len(row_faq))
+        if row_tokens is None:
+            row_tokens = tuple(lexical_tokens(text) for text in row_text)
         if saved_dense is not None and saved_dense.ntotal == len(vectors) and kind == "hnsw":
             # Rebuilding an HNSW graph of 100k vectors takes about 20 s; the saved one is the same.
             dense = saved_dense
@@ -303,7 +318,7 @@ class FaqIndex:
             dense = _new_dense(kind, self.encoder.dimension, self.config)
             if len(vectors):
                 dense.add(vectors)
-        lexical, lexical_rows = _lexical_index(row_text, row_faq)
+        lexical, lexical_rows = _lexical_index(row_tokens, row_faq)
         return Snapshot(
             entries=dict(wanted),
             row_faq=row_faq,
@@ -315,6 +330,7 @@ class FaqIndex:
             dead_rows=0,
             kind=kind,
             row_of_text=_text_rows(row_text),
+            row_tokens=row_tokens,
         )
 
     def _empty(self) -> Snapshot:
@@ -418,10 +434,10 @@ class FaqIndex:
         return True
 
 
-def _text_rows(row_text: Sequence[str]) -> dict[tuple[str, str], int]:
+def _text_rows(row_text: Sequence[str], first_row: int = 0) -> dict[tuple[str, str], int]:
     # Keyed by normalised text (the second part is room for a prompt variant); the last row of a
-    # text wins, which is as good as any: equal texts have equal vectors.
-    return {(normalise(text), ""): row for row, text in enumerate(row_text)}
+    # text wins, which is as good as any: equal texts have equal vectors, dead rows included.
+    return {(normalise(text), ""): first_row + row for row, text in enumerate(row_text)}
 
 
 def _remove_tree(path: Path) -> None:

@@ -31,8 +31,11 @@ class KnowledgeSettings(BaseSettings):
     # env KNOWLEDGE_DIR: the persisted index and its metadata.
     dir: Path = PROJECT_ROOT / "var" / "knowledge"
     # Exact (flat inner-product) search up to this many vectors, HNSW above; "auto" decides by size.
+    # Exact search reads every vector: 16 ms at 100,000 on two cores, which with the query's
+    # encoding (about 15 ms) would break the 20 ms budget; at 20,000 it takes about 3 ms.
+    # HNSW answers in about 1.5 ms at 100,000 (bench/results/faq_speed.md).
     index_kind: Literal["auto", "flat", "hnsw"] = "auto"
-    flat_max_vectors: int = Field(default=100_000, ge=1)
+    flat_max_vectors: int = Field(default=20_000, ge=1)
     hnsw_m: int = Field(default=32, ge=4)
     hnsw_ef_search: int = Field(default=128, ge=8)
     # The fused score is dense_weight·cosine + (1 − dense_weight)·normalised BM25 (knowledge.index).
