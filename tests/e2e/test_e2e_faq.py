@@ -17,7 +17,7 @@ from crmbot.stack import staff_token
 pytestmark = pytest.mark.e2e
 
 # Asked the way a customer asks about the shop, but none of the 24 demo FAQs is about it.
-QUESTION_NO_FAQ_ANSWERS = "能不能寄到香港？"
+QUESTION_NO_FAQ_ANSWERS = "请问商品可以刻字吗？"
 
 
 @pytest.fixture
