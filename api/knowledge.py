@@ -75,7 +75,10 @@ class KnowledgeHolder:
 
 class FaqHitOut(BaseModel):
     faq_id: str
-    score: float = Field(description="Fused relevance in [0, 1]: 0.93·cosine + 0.07·normalised BM25.")
+    score: float = Field(
+        description="Relevance, about 0 to 1: the best phrasing's cosine/BM25 mix with query-answer "
+        "relevance (knowledge/index.py), compared with the calibrated thresholds (knowledge/decision.py)."
+    )
     question: str = Field(description="The phrasing of the FAQ that matched best.")
     answer: str
 
