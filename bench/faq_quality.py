@@ -17,7 +17,7 @@ searches every query alone, its encoding included in its latency. Sets:
   product's thresholds).
 
 The public sets are test sets: this command only measures on them and chooses nothing.
-Takes about 6 minutes on 2 idle cores (≈15,000 searches at ~17 ms, 6,000 FAQs encoded once);
+Takes about 5 minutes on 2 idle cores (≈15,000 searches at ~15 ms, 6,000 FAQs encoded once);
 other processes on the machine slow the encoder down many times over (see the note it writes).
 """
 

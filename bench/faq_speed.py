@@ -20,7 +20,7 @@ dimension, cosine ≈ 0.98 to the source), renormalised. Their texts are distinc
 BM25 indexes and searches real words; a flat index's search time does not depend on the
 vectors' values. The 100k corpus is also timed with the other index kind forced, for comparison.
 
-Takes about 8 minutes on 2 idle cores, most of it encoding the 10,000 questions and answers.
+Takes about 5 minutes on 2 idle cores, half of it encoding the 10,000 questions and answers.
 Other processes on the machine slow the encoder down many times over: the last column says how
 much CPU they took while each row was timed.
 """
