@@ -30,6 +30,15 @@ def _cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def _is_mean_pooled_and_normalised(model: Any) -> bool:
+    """True for Transformer → mean Pooling over every token (prompt included) → Normalize."""
+    modules = [type(module).__name__ for module in model]
+    if modules != ["Transformer", "Pooling", "Normalize"]:
+        return False
+    pooling = model[1].get_config_dict()
+    return bool(pooling.get("pooling_mode") == "mean" and pooling.get("include_prompt", True))
+
+
 class EncoderUnavailable(RuntimeError):
     """The encoder directory is missing or unreadable."""
 
@@ -68,7 +77,10 @@ class SentenceEncoder:
         # its vectors agree with float32 at cosine 0.99997 (same hit@1 on the dev sets). Batches
         # (the FAQs themselves) stay float32.
         self._question_model: Any = self._transformer
-        if _cpu_has_bf16():
+        # The fast path for one question reproduces exactly this pipeline; any other model
+        # (KNOWLEDGE_MODEL) goes through sentence-transformers' own encode.
+        self._fast_single = _is_mean_pooled_and_normalised(self._model)
+        if self._fast_single and _cpu_has_bf16():
             import copy
 
             import torch
@@ -99,7 +111,7 @@ class SentenceEncoder:
         """Unit vectors of questions (the `query: ` prompt) or, with `passage`, of answers."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if len(texts) == 1 and not passage:
+        if len(texts) == 1 and not passage and self._fast_single:
             return self._encode_one_question(texts[0])
         with self._lock:
             vectors = self._model.encode(

@@ -206,6 +206,8 @@ class FaqIndex:
         """Answer vectors for `wanted`, encoding only answers that are new or edited."""
         answers: dict[str, Vectors] = {}
         missing: list[str] = []
+        if self.config.answer_weight <= 0:
+            return answers, 0  # the score does not read answers, so they are not encoded
         for faq_id, entry in wanted.items():
             held = current.entries.get(faq_id)
             if faq_id in current.answers and held is not None and held.answer == entry.answer:
@@ -426,6 +428,10 @@ class FaqIndex:
             )
             for f in faqs
         }
+        answered = {faq_id for faq_id, entry in entries.items() if entry.answer.strip()}
+        if self.config.answer_weight > 0 and not answered <= set(answer_ids):
+            logger.info("persisted knowledge index at %s has no answer vectors; rebuilding", directory)
+            return False
         row_faq = tuple(r["faq_id"] for r in rows)
         row_text = tuple(r["text"] for r in rows)
         with self._write_lock:
@@ -458,6 +464,10 @@ def rank_with_vector(
     candidates = min(len(snapshot.row_faq), _CANDIDATES + 4 * top_k)
     cosine_by_row: dict[int, float] = {}
     if candidates and snapshot.dense.ntotal:
+        # One query is too little work to share: waking faiss's second OpenMP thread cost more
+        # than it gave and made the 95th percentile depend on what else the two cores ran.
+        # The setting is this thread's own; index builds elsewhere keep both cores.
+        faiss.omp_set_num_threads(1)
         scores, rows = snapshot.dense.search(query_vector.reshape(1, -1), candidates)
         for score, row in zip(scores[0], rows[0], strict=True):
             if row >= 0 and snapshot.row_faq[row] is not None:

@@ -64,6 +64,21 @@ def test_a_restart_loads_the_saved_index_without_encoding_again(
     assert after == before
 
 
+def test_answers_are_encoded_only_when_the_score_reads_them(
+    demo_store: sessionmaker[Session], encoder: SentenceEncoder, settings: KnowledgeSettings
+) -> None:
+    without = CountingEncoder(encoder)
+    unweighted = settings.model_copy(update={"answer_weight": 0.0})
+    KnowledgeService(demo_store, unweighted, without).search("能开专票吗")
+    phrasings = without.encoded - 1
+
+    # The same saved index, read by a process that weighs answers: it cannot score with answer
+    # vectors it does not have, so it rebuilds rather than silently ignoring the answers.
+    weighted = CountingEncoder(encoder)
+    KnowledgeService(demo_store, settings, weighted).search("能开专票吗")
+    assert weighted.encoded == phrasings + 24 + 1  # every phrasing, the 24 answers, the query
+
+
 def test_a_new_faq_is_found_within_seconds_without_retraining(
     demo_store: sessionmaker[Session], encoder: SentenceEncoder, settings: KnowledgeSettings
 ) -> None:
