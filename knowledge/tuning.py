@@ -26,7 +26,7 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +40,11 @@ from knowledge.encoder import QUESTION_PROMPT, SentenceEncoder
 from knowledge.index import FaqIndex
 from knowledge.service import entries_from_store, index_config, thresholds
 from knowledge.settings import (
-    BASE_MODEL_DIR,
     PROJECT_ROOT,
     TUNED_MODEL_ACCEPTED,
     TUNED_MODEL_DIR,
     KnowledgeSettings,
+    general_model_dir,
     get_knowledge_settings,
 )
 from knowledge.types import FaqEntry
@@ -163,8 +163,13 @@ def train(
     seed: int,
     batch_size: int = 16,
     learning_rate: float = 2e-5,
+    hard_negatives: Mapping[str, str] | None = None,
 ) -> Any:
-    """Fine-tune a copy of the base model on (paraphrase, main question) pairs; return it."""
+    """Fine-tune a copy of the base model on (paraphrase, main question) pairs; return it.
+
+    `hard_negatives` maps a paraphrase to a FAQ it must not match (one the base model confuses
+    it with); that FAQ's question joins the in-batch negatives of its paraphrase.
+    """
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -185,12 +190,16 @@ def train(
         order = list(pairs)
         rng.shuffle(order)
         for start in range(0, len(order), batch_size):
-            batch = _distinct_faqs(order[start : start + batch_size])
+            batch = _distinct_faqs(order[start : start + batch_size], hard_negatives or {})
             if len(batch) < 2:
                 continue
-            anchors = model.tokenize([prompt + text for text, _ in batch])
-            positives = model.tokenize([prompt + main_question[faq_id] for _, faq_id in batch])
-            value = loss([anchors, positives], torch.empty(0))
+            columns = [
+                [prompt + text for text, _ in batch],
+                [prompt + main_question[faq_id] for _, faq_id in batch],
+            ]
+            if hard_negatives:
+                columns.append([prompt + main_question[hard_negatives[text]] for text, _ in batch])
+            value = loss([model.tokenize(column) for column in columns], torch.empty(0))
             optimiser.zero_grad()
             value.backward()
             optimiser.step()
@@ -198,15 +207,25 @@ def train(
     return model
 
 
-def _distinct_faqs(batch: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+def _distinct_faqs(
+    batch: Sequence[tuple[str, str]], hard_negatives: Mapping[str, str]
+) -> list[tuple[str, str]]:
     # In-batch negatives must be other FAQs: two paraphrases of one FAQ in a batch would each be
-    # told the other's main question is wrong.
-    seen: set[str] = set()
+    # told the other's main question is wrong, and so would a paraphrase whose FAQ is another
+    # one's hard negative.
+    positives: set[str] = set()
+    negatives: set[str] = set()
     kept = []
     for text, faq_id in batch:
-        if faq_id not in seen:
-            seen.add(faq_id)
-            kept.append((text, faq_id))
+        negative = hard_negatives.get(text)
+        if faq_id in positives or faq_id in negatives or negative in positives:
+            continue
+        positives.add(faq_id)
+        if negative is not None:
+            negatives.add(negative)
+        kept.append((text, faq_id))
+    if hard_negatives:
+        kept = [pair for pair in kept if pair[0] in hard_negatives]
     return kept
 
 
@@ -220,7 +239,8 @@ def tune_from_store(sessions: sessionmaker[Session], *, epochs: int = 2, seed: i
         raise TuningError(
             f"同义问法太少（{len(store_pairs)} 对，至少需要 {MIN_PAIRS} 对），请先为 FAQ 补充几种问法。"
         )
-    base = SentenceEncoder(BASE_MODEL_DIR)
+    base_dir = general_model_dir()
+    base = SentenceEncoder(base_dir)
     train_pairs, held_out = split_pairs(store_pairs, seed)
     held = set(held_out)
     visible_entries = [
@@ -239,8 +259,8 @@ def tune_from_store(sessions: sessionmaker[Session], *, epochs: int = 2, seed: i
     main_question = {e.faq_id: e.question for e in entries}
 
     base_figures = score(base, entries, held_out)
-    model = train(BASE_MODEL_DIR, all_train, main_question, epochs=epochs, seed=seed)
-    _save(model)
+    model = train(base_dir, all_train, main_question, epochs=epochs, seed=seed)
+    _save(model, base_dir)
     tuned_figures = score(SentenceEncoder(TUNED_MODEL_DIR), entries, held_out)
     accepted = (tuned_figures.hit1, tuned_figures.mrr) > (base_figures.hit1, base_figures.mrr)
     report = TuneReport(
@@ -259,7 +279,7 @@ def tune_from_store(sessions: sessionmaker[Session], *, epochs: int = 2, seed: i
     return report
 
 
-def _save(model: Any) -> None:
+def _save(model: Any, tuned_from: Path) -> None:
     target = TUNED_MODEL_DIR
     staging = target.with_name(target.name + ".new")
     if staging.exists():
@@ -271,5 +291,5 @@ def _save(model: Any) -> None:
     staging.rename(target)
     # A new stamp gives the tuned weights a new model id, so no index built by older ones is reused.
     (target / "built-from.json").write_text(
-        json.dumps({"tuned_from": str(BASE_MODEL_DIR), "at": time.time()}) + "\n"
+        json.dumps({"tuned_from": str(tuned_from), "at": time.time()}) + "\n"
     )

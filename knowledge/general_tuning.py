@@ -1,0 +1,176 @@
+"""The general customer-service encoder, tuned once at set-up from the project's own paraphrases.
+
+multilingual-e5-small ranks "花花付为什么开通不了" above "花花付怎么开通" for "我想开个花花付咋弄":
+it weighs the shared product name more than the words that decide which FAQ is meant. Customer
+questions are full of such near-duplicates (the same product with another action, the same action
+with "为什么不能"), so the base model is tuned on paraphrases written for this project
+(knowledge/data/paraphrase_corpus.json: banking and payment, shopping, a phone assistant and
+everyday questions, in clean, small-edit and real-traffic styles), each paired with its FAQ's
+question and with the FAQ the base model confuses it with most (a hard negative).
+
+Tuned weights alone fit the corpus's style too well: on the demo shop's paraphrases, which the
+corpus does not touch, dense hit@1 fell from 0.958 to 0.933 (and on OPPO, measured for the report
+only, from 0.671 to 0.643). So the tuned weights are averaged with the base ones, WiSE-FT style
+(Wortsman et al., "Robust fine-tuning of zero-shot models", 2022): θ = (1 − α)·θ_base + α·θ_tuned.
+α = 0.5 is the best dense MRR on the demo paraphrases, the one dev set unlike the corpus
+(0.25: 0.975, 0.5: 0.979, 0.75: 0.978, 1.0: 0.961), and the paper's usual choice; on the dev
+halves of the corpus's own sets hit@1 still rose from 0.805 to 0.825, 0.927 to 0.937 and 0.805
+to 0.857.
+
+The result is `var/models/multilingual-e5-small-cs`, which the product encodes with
+(knowledge.settings.general_model_dir); `crmbot faq tune` tunes a shop's own model from it.
+
+Run by scripts/setup.sh (about two minutes on two cores); skipped when the stamp shows the same
+base model, corpus, code and settings. The public evaluation sets (../shared/eval) are test sets
+and are never read here.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from knowledge.encoder import SentenceEncoder
+from knowledge.model_build import STAMP_FILE
+from knowledge.settings import BASE_MODEL_DIR, PROJECT_ROOT, SERVICE_MODEL_DIR
+from knowledge.text import normalise
+from knowledge.tuning import train
+
+logger = logging.getLogger(__name__)
+
+CORPUS: Final = PROJECT_ROOT / "knowledge" / "data" / "paraphrase_corpus.json"
+# Chosen on the dev halves (bench/data): two epochs gained on all three, one gained less.
+EPOCHS: Final = 2
+BATCH_SIZE: Final = 32
+LEARNING_RATE: Final = 2e-5
+SEED: Final = 13
+# Share of the tuned weights in the saved model; the rest are the base model's (see above).
+TUNED_SHARE: Final = 0.5
+
+
+@dataclass(frozen=True)
+class CorpusSet:
+    """One FAQ bank and paraphrases of its FAQs; hard negatives are mined within the set."""
+
+    name: str
+    questions: dict[str, str]  # faq key ("set:id") -> FAQ question
+    pairs: list[tuple[str, str]]  # (paraphrase, faq key)
+
+
+def load_corpus(path: Path = CORPUS) -> list[CorpusSet]:
+    data: Any = json.loads(path.read_text(encoding="utf-8"))
+    sets = []
+    for block in data["sets"]:
+        name = str(block["name"])
+        questions = {f"{name}:{f['faq_id']}": normalise(str(f["question"])) for f in block["faqs"]}
+        pairs = [(normalise(str(q["query"])), f"{name}:{q['faq_id']}") for q in block["queries"]]
+        sets.append(CorpusSet(name, questions, [p for p in pairs if p[1] in questions]))
+    return sets
+
+
+def hard_negatives(encoder: SentenceEncoder, corpus: list[CorpusSet]) -> dict[str, str]:
+    """For each paraphrase, the other FAQ of its set that the encoder finds closest to it."""
+    negatives: dict[str, str] = {}
+    for part in corpus:
+        keys = list(part.questions)
+        if len(keys) < 2 or not part.pairs:
+            continue
+        faq_vectors = encoder.encode([part.questions[key] for key in keys])
+        query_vectors = encoder.encode([text for text, _ in part.pairs])
+        similarity = query_vectors @ faq_vectors.T
+        for row, (text, key) in enumerate(part.pairs):
+            for column in np.argsort(-similarity[row]):
+                if keys[column] != key:
+                    negatives[text] = keys[column]
+                    break
+    return negatives
+
+
+def _stamp(base: Path, corpus: Path) -> dict[str, str]:
+    return {
+        "base_stamp_sha256": hashlib.sha256((base / STAMP_FILE).read_bytes()).hexdigest(),
+        "corpus_sha256": hashlib.sha256(corpus.read_bytes()).hexdigest(),
+        "code_sha256": hashlib.sha256(
+            Path(__file__).read_bytes() + (Path(__file__).parent / "tuning.py").read_bytes()
+        ).hexdigest(),
+    }
+
+
+def is_built(target: Path = SERVICE_MODEL_DIR, base: Path = BASE_MODEL_DIR, corpus: Path = CORPUS) -> bool:
+    stamp = target / STAMP_FILE
+    if not stamp.is_file() or not (base / STAMP_FILE).is_file():
+        return False
+    return bool(json.loads(stamp.read_text(encoding="utf-8")) == _stamp(base, corpus))
+
+
+def build(
+    target: Path = SERVICE_MODEL_DIR,
+    base: Path = BASE_MODEL_DIR,
+    corpus: Path = CORPUS,
+    *,
+    epochs: int = EPOCHS,
+) -> Path:
+    """Tune `base` on `corpus` into `target`, written beside it and renamed into place."""
+    parts = load_corpus(corpus)
+    negatives = hard_negatives(SentenceEncoder(base), parts)
+    pairs = [pair for part in parts for pair in part.pairs]
+    questions = {key: text for part in parts for key, text in part.questions.items()}
+    model = train(
+        base,
+        pairs,
+        questions,
+        epochs=epochs,
+        seed=SEED,
+        batch_size=BATCH_SIZE,
+        learning_rate=LEARNING_RATE,
+        hard_negatives=negatives,
+    )
+    _average_with(model, base, TUNED_SHARE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tune-") as tmp:
+        built = Path(tmp) / "model"
+        model.save(str(built))
+        (built / STAMP_FILE).write_text(json.dumps(_stamp(base, corpus), indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        built.rename(target)
+    return target
+
+
+def _average_with(model: Any, base: Path, tuned_share: float) -> None:
+    """Replace `model`'s weights by (1 − tuned_share)·base + tuned_share·model, in place."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    base_weights = SentenceTransformer(str(base), device="cpu", local_files_only=True).state_dict()
+    tuned_weights = model.state_dict()
+    with torch.no_grad():
+        for name, tuned in tuned_weights.items():
+            if tuned.is_floating_point():
+                tuned.mul_(tuned_share).add_(base_weights[name], alpha=1.0 - tuned_share)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Tune the customer-service FAQ encoder.")
+    parser.add_argument("--force", action="store_true", help="tune again even if already built")
+    args = parser.parse_args(argv)
+    if not args.force and is_built():
+        print(f"customer-service encoder already built: {SERVICE_MODEL_DIR}")
+        return 0
+    started = time.monotonic()
+    print(f"tuning the customer-service encoder into {SERVICE_MODEL_DIR} (about two minutes) …")
+    build()
+    print(f"done in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
