@@ -95,3 +95,16 @@ def test_tuning_writes_a_stamped_model_that_moves_paraphrases_towards_their_faq(
         return float((own - similarity.max(axis=1)).mean())
 
     assert own_faq_margin(SentenceEncoder(target)) > own_faq_margin(base_encoder)
+
+
+def test_a_batch_never_shows_a_paraphrase_its_own_faq_as_a_negative() -> None:
+    from knowledge.tuning import _distinct_faqs
+
+    batch = [("开通咋弄", "open"), ("怎么开", "open"), ("开不了", "broken"), ("关掉", "close")]
+    negatives = {"开通咋弄": "broken", "怎么开": "broken", "开不了": "open", "关掉": "open"}
+    kept = _distinct_faqs(batch, negatives)
+    positives = [faq for _, faq in kept]
+    assert len(positives) == len(set(positives))  # one paraphrase per FAQ
+    for text, _faq in kept:
+        assert negatives[text] not in positives  # no FAQ is both a target and a hard negative
+    assert kept[0] == ("开通咋弄", "open")
