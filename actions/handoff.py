@@ -76,14 +76,34 @@ class ActionRequestHuman(Action):
 
 
 def _previous_turn_was_a_fallback(tracker: Tracker) -> bool:
-    """True when the bot's answer to the customer's previous message was a fallback too."""
+    """True when the bot did not understand the customer's previous message either.
+
+    A fallback that answered from the FAQs, or offered FAQs to choose from, understood well
+    enough: it does not count towards the hand-off after two misunderstandings.
+    """
     user_turns = 0
+    answered_from_faqs = False
     for event in reversed(tracker.events):
-        if event.get("event") == "user":
+        kind = event.get("event")
+        if kind == "user":
             user_turns += 1
-        elif user_turns == 1 and event.get("event") == "action" and event.get("name") != "action_listen":
-            return bool(event.get("name") == FALLBACK_ACTION)
+            if user_turns > 1:
+                return False
+        elif user_turns != 1:
+            continue
+        elif _answers_from_faqs(event):
+            answered_from_faqs = True
+        elif kind == "action" and event.get("name") != "action_listen":
+            return bool(event.get("name") == FALLBACK_ACTION) and not answered_from_faqs
     return False
+
+
+def _answers_from_faqs(event: dict[str, Any]) -> bool:
+    """An answer (its FAQ's id set) or FAQ suggestions (buttons that ask a FAQ)."""
+    if event.get("event") == "slot":
+        return bool(event.get("name") == "faq_answered_id" and event.get("value"))
+    buttons = (event.get("data") or {}).get("buttons") or [] if event.get("event") == "bot" else []
+    return any(str(button.get("payload", "")).startswith("/ask_faq") for button in buttons)
 
 
 # What a customer can be offered when the classifier is unsure, in the customer's words.

@@ -229,6 +229,43 @@ def test_second_misunderstanding_in_a_row_goes_to_a_person(
         assert session.scalar(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")) is not None
 
 
+@pytest.mark.parametrize(
+    "faq_reply",
+    [
+        [
+            {"event": "bot", "text": "单笔订单满99元包邮……"},
+            {"event": "slot", "name": "faq_answered_id", "value": "F004"},
+        ],
+        [
+            {
+                "event": "bot",
+                "text": "您是想问：",
+                "data": {"buttons": [{"title": "运费怎么计算？", "payload": '/ask_faq{"faq_id": "F004"}'}]},
+            }
+        ],
+    ],
+    ids=["answered", "suggested"],
+)
+def test_a_fallback_the_faqs_answered_is_not_counted_as_a_misunderstanding(
+    action_store: sessionmaker[Session],
+    dispatcher: CollectingDispatcher,
+    domain: dict[str, Any],
+    faq_reply: list[dict[str, Any]],
+) -> None:
+    tracker = make_tracker(text="asdfgh")
+    tracker.events[:0] = [
+        {"event": "user", "text": "满多少包邮啊"},
+        {"event": "action", "name": "action_handle_fallback"},
+        *faq_reply,
+        {"event": "action", "name": "action_listen"},
+    ]
+    asyncio.run(ActionHandleFallback().run(dispatcher, tracker, domain))
+
+    assert _responses(dispatcher)[0] != "utter_fallback_to_human"
+    with action_store() as session:
+        assert session.scalar(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")) is None
+
+
 def test_first_misunderstanding_only_asks_to_rephrase(
     action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
 ) -> None:
