@@ -20,7 +20,7 @@ to 0.857.
 The result is `var/models/multilingual-e5-small-cs`, which the product encodes with
 (knowledge.settings.general_model_dir); `crmbot faq tune` tunes a shop's own model from it.
 
-Run by scripts/setup.sh (about two minutes on two cores); skipped when the stamp shows the same
+Run by scripts/setup.sh (about three minutes on two cores); skipped when the stamp shows the same
 base model, corpus, code and settings. The public evaluation sets (../shared/eval) are test sets
 and are never read here.
 """
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"customer-service encoder already built: {SERVICE_MODEL_DIR}")
         return 0
     started = time.monotonic()
-    print(f"tuning the customer-service encoder into {SERVICE_MODEL_DIR} (about two minutes) …")
+    print(f"tuning the customer-service encoder into {SERVICE_MODEL_DIR} (about three minutes) …")
     build()
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0
