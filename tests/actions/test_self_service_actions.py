@@ -216,17 +216,34 @@ def test_asking_for_a_person_opens_one_case(
 def test_second_misunderstanding_in_a_row_goes_to_a_person(
     action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
 ) -> None:
+    _misunderstand_after_a_fallback(dispatcher, domain, previous="qwerty", fallback_reply=[])
+
+    assert _responses(dispatcher)[0] == "utter_fallback_to_human"
+    assert _handoff_opened(action_store)
+
+
+def _misunderstand_after_a_fallback(
+    dispatcher: CollectingDispatcher,
+    domain: dict[str, Any],
+    *,
+    previous: str,
+    fallback_reply: list[dict[str, Any]],
+) -> None:
+    """The customer's previous message went to the fallback, which replied with `fallback_reply`;
+    the classifier does not understand this one either."""
     tracker = make_tracker(text="asdfgh")
     tracker.events[:0] = [
-        {"event": "user", "text": "qwerty"},
+        {"event": "user", "text": previous},
         {"event": "action", "name": "action_handle_fallback"},
+        *fallback_reply,
         {"event": "action", "name": "action_listen"},
     ]
     asyncio.run(ActionHandleFallback().run(dispatcher, tracker, domain))
 
-    assert _responses(dispatcher)[0] == "utter_fallback_to_human"
+
+def _handoff_opened(action_store: sessionmaker[Session]) -> bool:
     with action_store() as session:
-        assert session.scalar(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")) is not None
+        return session.scalar(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")) is not None
 
 
 @pytest.mark.parametrize(
@@ -252,18 +269,10 @@ def test_a_fallback_the_faqs_answered_is_not_counted_as_a_misunderstanding(
     domain: dict[str, Any],
     faq_reply: list[dict[str, Any]],
 ) -> None:
-    tracker = make_tracker(text="asdfgh")
-    tracker.events[:0] = [
-        {"event": "user", "text": "满多少包邮啊"},
-        {"event": "action", "name": "action_handle_fallback"},
-        *faq_reply,
-        {"event": "action", "name": "action_listen"},
-    ]
-    asyncio.run(ActionHandleFallback().run(dispatcher, tracker, domain))
+    _misunderstand_after_a_fallback(dispatcher, domain, previous="满多少包邮啊", fallback_reply=faq_reply)
 
     assert _responses(dispatcher)[0] != "utter_fallback_to_human"
-    with action_store() as session:
-        assert session.scalar(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")) is None
+    assert not _handoff_opened(action_store)
 
 
 def test_first_misunderstanding_only_asks_to_rephrase(
