@@ -218,14 +218,14 @@ def _distinct_faqs(
     kept = []
     for text, faq_id in batch:
         negative = hard_negatives.get(text)
+        if hard_negatives and negative is None:
+            continue  # every row of a batch with hard negatives needs one
         if faq_id in positives or faq_id in negatives or negative in positives:
             continue
         positives.add(faq_id)
         if negative is not None:
             negatives.add(negative)
         kept.append((text, faq_id))
-    if hard_negatives:
-        kept = [pair for pair in kept if pair[0] in hard_negatives]
     return kept
 
 
