@@ -120,7 +120,8 @@ def build(
 ) -> Path:
     """Tune `base` on `corpus` into `target`, written beside it and renamed into place."""
     parts = load_corpus(corpus)
-    negatives = hard_negatives(SentenceEncoder(base), parts)
+    base_encoder = SentenceEncoder(base)
+    negatives = hard_negatives(base_encoder, parts)
     pairs = [pair for part in parts for pair in part.pairs]
     questions = {key: text for part in parts for key, text in part.questions.items()}
     model = train(
@@ -133,7 +134,7 @@ def build(
         learning_rate=LEARNING_RATE,
         hard_negatives=negatives,
     )
-    _average_with(model, base, TUNED_SHARE)
+    _average_with(model, base_encoder.model, TUNED_SHARE)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tune-") as tmp:
         built = Path(tmp) / "model"
@@ -145,12 +146,11 @@ def build(
     return target
 
 
-def _average_with(model: Any, base: Path, tuned_share: float) -> None:
+def _average_with(model: Any, base: Any, tuned_share: float) -> None:
     """Replace `model`'s weights by (1 − tuned_share)·base + tuned_share·model, in place."""
     import torch
-    from sentence_transformers import SentenceTransformer
 
-    base_weights = SentenceTransformer(str(base), device="cpu", local_files_only=True).state_dict()
+    base_weights = base.state_dict()
     tuned_weights = model.state_dict()
     with torch.no_grad():
         for name, tuned in tuned_weights.items():
