@@ -7,14 +7,17 @@ Data, all written for this project: the demo FAQs with bench/data/faq_dev_paraph
 from banking, a phone assistant, everyday questions and shopping, 800 paraphrases that avoid the
 FAQ's words); bench/data/faq_dev_usertraffic.json (300 FAQs, paraphrases that are mostly small
 edits, as in real search and assistant logs); bench/data/faq_dev_realtraffic.json (320 FAQs,
-many one product, action or condition apart, with noisy colloquial queries). Of the last three,
-only the queries of the FAQs the encoder was not tuned on are here (the other half trains it:
-knowledge.general_tuning); every FAQ stays in the bank. The public
+many one product, action or condition apart, with noisy colloquial queries); and three sets of
+300 FAQs with many near-duplicates, bench/data/faq_dev_assistant_chat.json (a phone assistant and
+chit-chat), faq_dev_finance_cs.json (consumer-finance customer service) and
+faq_dev_everyday_qa.json (Q&A-community questions). Of the last six, only the queries of the FAQs
+the encoder was not tuned on are here (the other half trains it: knowledge.general_tuning);
+every FAQ stays in the bank. The public
 sets in ../shared/eval are test sets and are never used here, nor are the held-out paraphrases
 under tests/knowledge/data.
 
 Rules, applied in order:
-1. dense weight w: the best mean MRR over the four dev sets (ties: the larger w); then the
+1. dense weight w: the best mean MRR over the seven dev sets (ties: the larger w); then the
    answer weight a (query-answer relevance) the same way at that w (ties: the smaller a);
 2. answer threshold and margin: the pair that answers the most paraphrases directly while at
    most 4 % of the out-of-domain questions would be answered and at least 95 % of the answered
@@ -27,7 +30,7 @@ import itertools
 
 import numpy as np
 
-from bench.faq_data import GENERAL_DEV, REAL_TRAFFIC_DEV, USER_TRAFFIC_DEV, demo_faqs, paraphrase_set
+from bench.faq_data import CORPUS_DEV_SETS, demo_faqs, paraphrase_set
 from bench.results_table import report
 from knowledge.encoder import SentenceEncoder
 from knowledge.evaluation import load_eval_set
@@ -53,7 +56,7 @@ def main() -> None:
     n_in = len(dev.queries)
 
     others = []
-    for path in (GENERAL_DEV, USER_TRAFFIC_DEV, REAL_TRAFFIC_DEV):
+    for path in CORPUS_DEV_SETS.values():
         other_faqs, other_queries = load_eval_set(path)
         other = FaqIndex(encoder)
         other.sync(other_faqs)
@@ -126,8 +129,7 @@ def main() -> None:
     )
     report(
         "faq_calibration",
-        "FAQ fusion weight and decision thresholds "
-        "(dev sets: demo FAQs / general / user traffic / real traffic)",
+        f"FAQ fusion weight and decision thresholds (dev sets: demo FAQs / {' / '.join(CORPUS_DEV_SETS)})",
         ["setting", "hit@1", "MRR", "answers (demo)", "out of domain (demo)"],
         rows,
         note="Copy the chosen values into knowledge/settings.py (KNOWLEDGE_DENSE_WEIGHT, "

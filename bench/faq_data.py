@@ -10,7 +10,7 @@ from knowledge.types import FaqEntry
 
 BENCH_DATA = Path(__file__).resolve().parent / "data"
 DEV_PARAPHRASES = BENCH_DATA / "faq_dev_paraphrases.json"
-# Ours, in the format of ../shared/eval/faq. The three sets below keep the queries of half their
+# Ours, in the format of ../shared/eval/faq. The six sets below keep the queries of half their
 # FAQs; the other half's train the encoder (knowledge/data/paraphrase_corpus.json).
 # 400 FAQs in four domains, paraphrases that avoid the FAQ's words.
 GENERAL_DEV = BENCH_DATA / "faq_dev_general.json"
@@ -18,6 +18,20 @@ GENERAL_DEV = BENCH_DATA / "faq_dev_general.json"
 USER_TRAFFIC_DEV = BENCH_DATA / "faq_dev_usertraffic.json"
 # Near-duplicate FAQs (one product, action or condition apart) and noisy real-traffic queries.
 REAL_TRAFFIC_DEV = BENCH_DATA / "faq_dev_realtraffic.json"
+# Three more, each 300 FAQs written by a helper that never saw ../shared/eval: a phone assistant
+# and chit-chat, consumer-finance customer service, Q&A-community questions; near-duplicate FAQs.
+ASSISTANT_CHAT_DEV = BENCH_DATA / "faq_dev_assistant_chat.json"
+FINANCE_DEV = BENCH_DATA / "faq_dev_finance_cs.json"
+EVERYDAY_QA_DEV = BENCH_DATA / "faq_dev_everyday_qa.json"
+# The dev halves beside the demo paraphrases, with the names the benchmark tables use.
+CORPUS_DEV_SETS = {
+    "general": GENERAL_DEV,
+    "user traffic": USER_TRAFFIC_DEV,
+    "real traffic": REAL_TRAFFIC_DEV,
+    "assistant chat": ASSISTANT_CHAT_DEV,
+    "finance": FINANCE_DEV,
+    "everyday Q&A": EVERYDAY_QA_DEV,
+}
 SHARED_FAQ_EVAL = demo_fixture_dir().parents[1] / "eval" / "faq"
 
 

@@ -14,6 +14,7 @@ from knowledge.settings import (
     TUNED_MODEL_DIR,
     KnowledgeSettings,
 )
+from knowledge.text import normalise
 
 TINY_CORPUS = {
     "source": "test",
@@ -108,3 +109,22 @@ def test_a_batch_never_shows_a_paraphrase_its_own_faq_as_a_negative() -> None:
     for text, _faq in kept:
         assert negatives[text] not in positives  # no FAQ is both a target and a hard negative
     assert kept[0] == ("开通咋弄", "open")
+
+
+def test_no_dev_or_held_out_question_is_in_the_training_corpus() -> None:
+    # The held-out paraphrases back the in-domain figures and the dev queries choose the
+    # settings; a training paraphrase equal to one of them would inflate both.
+    corpus = general_tuning.load_corpus()
+    trained = {text for part in corpus for text, _ in part.pairs}
+    trained |= {question for part in corpus for question in part.questions.values()}
+    checked = [Path(__file__).parent / "data" / "faq_heldout_paraphrases.json"]
+    checked += sorted((general_tuning.PROJECT_ROOT / "bench" / "data").glob("*.json"))
+    leaked = []
+    for path in checked:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        questions = [str(q["query"]) for q in data["queries"]] + [
+            str(q) for q in data.get("out_of_domain", [])
+        ]
+        leaked += [f"{path.name}: {q}" for q in questions if normalise(q) in trained]
+    assert len(checked) >= 8
+    assert leaked == []
