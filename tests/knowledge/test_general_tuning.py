@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.faq_data import BENCH_DATA
 from knowledge import general_tuning
 from knowledge.encoder import SentenceEncoder
 from knowledge.settings import (
@@ -118,7 +119,7 @@ def test_no_dev_or_held_out_question_is_in_the_training_corpus() -> None:
     trained = {text for part in corpus for text, _ in part.pairs}
     trained |= {question for part in corpus for question in part.questions.values()}
     checked = [Path(__file__).parent / "data" / "faq_heldout_paraphrases.json"]
-    checked += sorted((general_tuning.PROJECT_ROOT / "bench" / "data").glob("*.json"))
+    checked += sorted(BENCH_DATA.glob("*.json"))
     leaked = []
     for path in checked:
         data = json.loads(path.read_text(encoding="utf-8"))
