@@ -161,19 +161,19 @@ def main() -> None:
         rows,
         note="\n".join(
             [
-                f"Encoder {model.name} on the CPU; settings: index kind {config.kind} (flat up to "
-                f"{config.flat_max_vectors:,} vectors, HNSW M={config.hnsw_m}, efSearch="
+                f"Encoder {model.name} on the CPU ({real.engine}); settings: index kind {config.kind} "
+                f"(flat up to {config.flat_max_vectors:,} vectors, HNSW M={config.hnsw_m}, efSearch="
                 f"{config.hnsw_ef_search} above), dense weight {config.dense_weight}, answer weight "
                 f"{config.answer_weight}.",
                 "",
                 "- Corpora: seeded synthetic shop FAQs (bench.synthetic_questions), one question and one "
-                "answer each. encode s: encoding the questions + the answers (`passage: ` prompt), "
-                "batches of 64. build s: `FaqIndex.sync` from those vectors (dense index, BM25, answer "
-                f"vectors), encoding excluded. Only the first {REAL_VECTORS:,} FAQs are encoded: the "
-                f"others get a real FAQ's vectors plus Gaussian noise (σ = {NOISE_SIGMA} per dimension), "
-                f"renormalised, and no encode time (about {full_encode:.0f} s for {max(SIZES):,} FAQs, "
-                f"{max(SIZES) // REAL_VECTORS}× the {REAL_VECTORS:,} time); their texts are real and "
-                "distinct.",
+                "answer each. encode s: encoding the questions + the answers (`passage: ` prompt), in "
+                "the encoder's batches of 32. build s: `FaqIndex.sync` from those vectors (dense index, "
+                f"BM25, answer vectors), encoding excluded. Only the first {REAL_VECTORS:,} FAQs are "
+                "encoded: the others get a real FAQ's vectors plus Gaussian noise "
+                f"(σ = {NOISE_SIGMA} per dimension), renormalised, and no encode time "
+                f"(about {full_encode:.0f} s for {max(SIZES):,} FAQs, {max(SIZES) // REAL_VECTORS}× the "
+                f"{REAL_VECTORS:,} time); their texts are real and distinct.",
                 f"- Search: `FaqIndex.rank(query, top_k={TOP_K})` for {SEARCHES} synthetic customer "
                 f"questions after {WARM_UP} warm-up ones, one at a time, each query encoded for real "
                 "inside the timed call. p95 encode / rest splits it into the query's encoding and the "

@@ -34,8 +34,8 @@ class KnowledgeSettings(BaseSettings):
     # env KNOWLEDGE_DIR: the persisted index and its metadata.
     dir: Path = PROJECT_ROOT / "var" / "knowledge"
     # Exact (flat inner-product) search up to this many vectors, HNSW above; "auto" decides by size.
-    # Exact search reads every vector: 16 ms at 100,000 on two cores, which with the query's
-    # encoding (about 15 ms) would break the 20 ms budget; at 20,000 it takes about 3 ms.
+    # Exact search reads every vector: 10–16 ms at 100,000 on two cores, which with the query's
+    # encoding (8–13 ms) would break the 20 ms budget; at 20,000 it takes about 3 ms.
     # HNSW answers in about 1.5 ms at 100,000 (bench/results/faq_speed.md).
     index_kind: Literal["auto", "flat", "hnsw"] = "auto"
     flat_max_vectors: int = Field(default=20_000, ge=1)

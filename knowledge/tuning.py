@@ -38,6 +38,8 @@ from crm_store import faqs as faq_store
 from knowledge.decision import decide
 from knowledge.encoder import QUESTION_PROMPT, SentenceEncoder
 from knowledge.index import FaqIndex
+from knowledge.model_build import STAMP_FILE
+from knowledge.onnx_graph import export_graph
 from knowledge.service import entries_from_store, index_config, thresholds
 from knowledge.settings import (
     PROJECT_ROOT,
@@ -285,11 +287,10 @@ def _save(model: Any, tuned_from: Path) -> None:
     if staging.exists():
         shutil.rmtree(staging)
     model.save(str(staging))
+    # A new stamp gives the tuned weights a new model id, so no index built by older ones is reused.
+    (staging / STAMP_FILE).write_text(json.dumps({"tuned_from": str(tuned_from), "at": time.time()}) + "\n")
+    export_graph(staging)
     # A new tuned model is not accepted until it has been scored.
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
-    # A new stamp gives the tuned weights a new model id, so no index built by older ones is reused.
-    (target / "built-from.json").write_text(
-        json.dumps({"tuned_from": str(tuned_from), "at": time.time()}) + "\n"
-    )

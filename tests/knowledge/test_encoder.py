@@ -3,21 +3,40 @@
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from knowledge.encoder import SentenceEncoder
-from knowledge.settings import BASE_MODEL_DIR
+from knowledge.onnx_graph import GRAPH_DIR
+from knowledge.settings import BASE_MODEL_DIR, SERVICE_MODEL_DIR
 
-QUESTIONS = ["怎么申请退货？", "7天无理由退货ok吗", "😀", "SELECT * FROM faqs; --"]
+QUESTIONS = [
+    "怎么申请退货？",
+    "7天无理由退货ok吗",
+    "😀",
+    "SELECT * FROM faqs; --",
+    "我上周在你们APP买的蓝牙耳机左耳没声音，换了新的还是一样，能退款吗？" * 3,
+]
 
 
-def test_one_question_gets_the_same_vector_as_in_a_batch(encoder: SentenceEncoder) -> None:
-    batch = encoder.encode(QUESTIONS)
-    for row, question in enumerate(QUESTIONS):
-        single = encoder.encode([question])
-        assert single.shape == (1, encoder.dimension)
-        assert float(single[0] @ batch[row]) >= 0.999, question
+def test_onnx_runtime_gives_the_vectors_of_the_sentence_transformers_model(encoder: SentenceEncoder) -> None:
+    # The product's encoder runs the transformer exported at set-up on ONNX Runtime; what it
+    # returns must be what the sentence-transformers model itself computes, alone or in a batch
+    # (padded to its longest text), for questions and for answers.
+    assert encoder.engine == "onnxruntime"
+    model: Any = encoder.model
+    for passage in (False, True):
+        expected = model.encode(
+            QUESTIONS, prompt_name="passage" if passage else "query", normalize_embeddings=True
+        )
+        batch = encoder.encode(QUESTIONS, passage=passage)
+        assert batch.shape == (len(QUESTIONS), encoder.dimension)
+        assert np.allclose((batch * expected).sum(axis=1), 1.0, atol=1e-4)
+        for row, question in enumerate(QUESTIONS):
+            single = encoder.encode([question], passage=passage)
+            assert float(single[0] @ expected[row]) >= 0.9999, question
 
 
 def test_a_model_with_another_pooling_is_not_forced_through_mean_pooling(tmp_path: Path) -> None:
@@ -33,4 +52,22 @@ def test_a_model_with_another_pooling_is_not_forced_through_mean_pooling(tmp_pat
     cls_encoder = SentenceEncoder(other)
     batch = cls_encoder.encode(QUESTIONS)
     singles = np.vstack([cls_encoder.encode([question]) for question in QUESTIONS])
+    assert np.allclose((singles * batch).sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_a_graph_exported_from_other_weights_is_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The base model's files with the tuned model's graph beside them, as a model copied over
+    # or retrained in place would leave it: the graph would give the other model's vectors.
+    other = tmp_path / "stale-graph"
+    shutil.copytree(BASE_MODEL_DIR, other, ignore=shutil.ignore_patterns("model.safetensors", GRAPH_DIR))
+    (other / "model.safetensors").symlink_to(BASE_MODEL_DIR / "model.safetensors")
+    (other / GRAPH_DIR).symlink_to(SERVICE_MODEL_DIR / GRAPH_DIR)
+
+    stale = SentenceEncoder(other)
+    assert stale.engine == "pytorch"
+    assert "disagrees with the model" in caplog.text  # the operator is told why
+    batch = stale.encode(QUESTIONS)
+    singles = np.vstack([stale.encode([question]) for question in QUESTIONS])
     assert np.allclose((singles * batch).sum(axis=1), 1.0, atol=1e-3)
