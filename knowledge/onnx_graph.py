@@ -84,7 +84,8 @@ def export_graph(model_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=".onnx-") as tmp:
         raw = Path(tmp) / "raw.onnx"
         # The tracer warns about every Python branch on a shape in transformers' masking code;
-        # those branches are the same for every input the graph will see (one unpadded batch).
+        # they compare the mask's length with the sequence's, which the tokenizer keeps equal
+        # (padded batches too: tests/knowledge/test_encoder.py checks them against PyTorch).
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
