@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from knowledge.model_build import STAMP_FILE
 from knowledge.onnx_graph import TransformerGraph, load_graph
 from knowledge.settings import BASE_MODEL_DIR
 
@@ -84,7 +85,7 @@ class SentenceEncoder:
         # the model's own modules would, so only that pipeline may use it.
         if _is_mean_pooled_and_normalised(self._model):
             self._graph = self._checked_graph(path)
-        stamp = path / "built-from.json"
+        stamp = path / STAMP_FILE
         self._model_id = f"{path.resolve()}@{stamp.stat().st_mtime_ns if stamp.exists() else 0}"
         logger.info("sentence encoder loaded from %s, encoding with %s", path, self.engine)
 

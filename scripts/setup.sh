@@ -56,5 +56,5 @@ ensure_env .venv-app 3.11 install_app requirements/app.lock.txt pyproject.toml
 # about nine minutes); also skipped when built from the same model, corpus and code.
 .venv-app/bin/python -m knowledge.general_tuning
 # Then each model's transformer exported for ONNX Runtime, which encodes a customer's question in
-# about half the time PyTorch takes (knowledge/onnx_graph.py, about half a minute per model).
+# about half the time PyTorch takes (knowledge/onnx_graph.py, about fifteen seconds per model).
 .venv-app/bin/python -m knowledge.onnx_graph
