@@ -155,7 +155,13 @@ def _tune(args: argparse.Namespace) -> int:
     for name, figures in (("基础模型", report.base), ("微调模型", report.tuned)):
         table.add_row(name, f"{figures.hit1:.3f}", f"{figures.mrr:.3f}", str(figures.n))
     Console().print(table)
-    verdict = "已启用微调模型" if report.accepted else "微调模型没有更好，继续使用基础模型"
+    print(
+        f"留出问法中，微调模型排得更好 {report.better} 条、更差 {report.worse} 条"
+        f"（符号检验 p = {report.p_value:.2f}）"
+    )
+    verdict = (
+        "已启用微调模型" if report.accepted else "微调模型没有明显更好（提升可能只是偶然），继续使用基础模型"
+    )
     print(
         f"{verdict}（训练 {report.train_pairs} 对，留出 {report.heldout_pairs} 对，{report.seconds:.0f} 秒）"
     )

@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 NLU_DIR = PROJECT_ROOT / "bot" / "data" / "nlu"
 HELD_OUT_SHARE = 0.2
 MIN_PAIRS = 10
+# A tuned model is used only when its gain on the held-out pairs is this unlikely by chance.
+MAX_CHANCE = 0.1
 _ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
 
 
@@ -78,6 +80,36 @@ class TuneReport:
     train_pairs: int
     heldout_pairs: int
     seconds: float
+    # Held-out paraphrases the tuned model ranks better / worse than the base model, and the
+    # one-sided sign test's p-value of that split.
+    better: int = 0
+    worse: int = 0
+    p_value: float = 1.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The tuned model against the base one on the same held-out paraphrases."""
+
+    better: int
+    worse: int
+    p_value: float
+
+    @property
+    def beyond_chance(self) -> bool:
+        return self.p_value < MAX_CHANCE
+
+
+def compare(base_ranks: Sequence[float], tuned_ranks: Sequence[float]) -> Comparison:
+    """Sign test over paired reciprocal ranks: ties say nothing and are left out."""
+    from scipy.stats import binomtest
+
+    better = sum(t > b for b, t in zip(base_ranks, tuned_ranks, strict=True))
+    worse = sum(t < b for b, t in zip(base_ranks, tuned_ranks, strict=True))
+    if better + worse == 0:
+        return Comparison(0, 0, 1.0)
+    p_value = float(binomtest(better, better + worse, 0.5, alternative="greater").pvalue)
+    return Comparison(better, worse, p_value)
 
 
 def ask_faq_examples(nlu_dir: Path = NLU_DIR) -> list[str]:
@@ -114,10 +146,15 @@ def split_pairs(
     return train, held_out
 
 
-def score(
+def _figures(ranks: Sequence[float]) -> Figures:
+    n = len(ranks)
+    return Figures(n=n, hit1=sum(r == 1.0 for r in ranks) / max(n, 1), mrr=sum(ranks) / max(n, 1))
+
+
+def reciprocal_ranks(
     encoder: SentenceEncoder, entries: Sequence[FaqEntry], held_out: Sequence[tuple[str, str]]
-) -> Figures:
-    """hit@1 and MRR of the held-out paraphrases against FAQs indexed without them."""
+) -> list[float]:
+    """1/rank of each held-out paraphrase's FAQ (0 beyond the top 10), FAQs indexed without them."""
     hidden = {(text, faq_id) for text, faq_id in held_out}
     visible = [
         FaqEntry(
@@ -135,8 +172,7 @@ def score(
     for text, faq_id in held_out:
         ids = [s.entry.faq_id for s in index.rank(text, top_k=10)]
         ranks.append(1.0 / (ids.index(faq_id) + 1) if faq_id in ids else 0.0)
-    n = len(ranks)
-    return Figures(n=n, hit1=sum(r == 1.0 for r in ranks) / max(n, 1), mrr=sum(ranks) / max(n, 1))
+    return ranks
 
 
 def _confident_examples(
@@ -260,11 +296,13 @@ def tune_from_store(sessions: sessionmaker[Session], *, epochs: int = 2, seed: i
     all_train = list(dict.fromkeys([*train_pairs, *from_examples]))
     main_question = {e.faq_id: e.question for e in entries}
 
-    base_figures = score(base, entries, held_out)
+    base_ranks = reciprocal_ranks(base, entries, held_out)
     model = train(base_dir, all_train, main_question, epochs=epochs, seed=seed)
     _save(model, base_dir)
-    tuned_figures = score(SentenceEncoder(TUNED_MODEL_DIR), entries, held_out)
-    accepted = (tuned_figures.hit1, tuned_figures.mrr) > (base_figures.hit1, base_figures.mrr)
+    tuned_ranks = reciprocal_ranks(SentenceEncoder(TUNED_MODEL_DIR), entries, held_out)
+    base_figures, tuned_figures = _figures(base_ranks), _figures(tuned_ranks)
+    comparison = compare(base_ranks, tuned_ranks)
+    accepted = comparison.beyond_chance and tuned_figures.mrr > base_figures.mrr
     report = TuneReport(
         base=base_figures,
         tuned=tuned_figures,
@@ -272,6 +310,9 @@ def tune_from_store(sessions: sessionmaker[Session], *, epochs: int = 2, seed: i
         train_pairs=len(all_train),
         heldout_pairs=len(held_out),
         seconds=time.monotonic() - started,
+        better=comparison.better,
+        worse=comparison.worse,
+        p_value=comparison.p_value,
     )
     if accepted:
         TUNED_MODEL_ACCEPTED.write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
