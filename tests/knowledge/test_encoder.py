@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +73,21 @@ def test_a_graph_exported_from_other_weights_is_not_used(
     batch = stale.encode(QUESTIONS)
     singles = np.vstack([stale.encode([question]) for question in QUESTIONS])
     assert np.allclose((singles * batch).sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_a_question_asked_during_an_import_does_not_wait_for_all_of_it(encoder: SentenceEncoder) -> None:
+    # Staff import 640 FAQs (about four seconds of encoding on two cores) while a customer asks
+    # a question: the question takes the next turn between two of the import's batches.
+    faqs = [f"第{i}条：买的东西怎么还没发货，订单号SO{i:05d}，麻烦帮我查一下物流" for i in range(640)]
+    imported: dict[str, np.ndarray] = {}
+    importing = threading.Thread(target=lambda: imported.update(vectors=encoder.encode(faqs, passage=True)))
+    importing.start()
+    time.sleep(0.3)  # the import's first batches are running
+    question = encoder.encode(["运费怎么算"])
+    answered_while_importing = importing.is_alive()
+    importing.join()
+
+    assert answered_while_importing
+    assert float(question[0] @ encoder.encode(["运费怎么算"])[0]) >= 0.9999
+    alone = encoder.encode(faqs[:8], passage=True)
+    assert np.allclose((imported["vectors"][:8] * alone).sum(axis=1), 1.0, atol=1e-4)
