@@ -3,7 +3,8 @@
     .venv-app/bin/python -m bench.faq_calibrate
 
 Data, all written for this project: the demo FAQs with bench/data/faq_dev_paraphrases.json
-(120 paraphrases, 25 questions no FAQ answers); bench/data/faq_dev_general.json (400 FAQs
+(120 paraphrases, 25 questions no FAQ answers) and faq_dev_demo_second.json (238 more colloquial
+paraphrases, 38 questions no FAQ answers), taken together; bench/data/faq_dev_general.json (400 FAQs
 from banking, a phone assistant, everyday questions and shopping, 800 paraphrases that avoid the
 FAQ's words); bench/data/faq_dev_usertraffic.json (300 FAQs, paraphrases that are mostly small
 edits, as in real search and assistant logs); bench/data/faq_dev_realtraffic.json (320 FAQs,
@@ -30,7 +31,7 @@ import itertools
 
 import numpy as np
 
-from bench.faq_data import CORPUS_DEV_SETS, demo_faqs, paraphrase_set
+from bench.faq_data import CORPUS_DEV_SETS, demo_dev_set, demo_faqs
 from bench.results_table import report
 from knowledge.encoder import SentenceEncoder
 from knowledge.evaluation import load_eval_set
@@ -50,7 +51,7 @@ def main() -> None:
     # Answers are encoded only for an index whose score reads them; every a > 0 here does.
     index = FaqIndex(encoder, IndexConfig(answer_weight=max(ANSWER_WEIGHTS)))
     index.sync(demo_faqs())
-    dev = paraphrase_set()
+    dev = demo_dev_set()
     texts = [normalise(q) for q, _ in dev.queries] + [normalise(q) for q in dev.out_of_domain]
     vectors = encoder.encode(texts)
     n_in = len(dev.queries)

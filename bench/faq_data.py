@@ -10,6 +10,9 @@ from knowledge.types import FaqEntry
 
 BENCH_DATA = Path(__file__).resolve().parent / "data"
 DEV_PARAPHRASES = BENCH_DATA / "faq_dev_paraphrases.json"
+# A second set for the demo FAQs, written later by another helper in a more colloquial mix:
+# keyword queries, stories before the question, pinyin typos, a product named in a policy question.
+SECOND_DEV_PARAPHRASES = BENCH_DATA / "faq_dev_demo_second.json"
 # Ours, in the format of ../shared/eval/faq. The six sets below keep the queries of half their
 # FAQs; the other half's train the encoder (knowledge/data/paraphrase_corpus.json).
 # 400 FAQs in four domains, paraphrases that avoid the FAQ's words.
@@ -64,3 +67,9 @@ def paraphrase_set(path: Path = DEV_PARAPHRASES) -> ParaphraseSet:
         queries=[(q["query"], q["faq_id"]) for q in data["queries"]],
         out_of_domain=list(data["out_of_domain"]),
     )
+
+
+def demo_dev_set() -> ParaphraseSet:
+    """Both dev sets of the demo FAQs together: what the weights and thresholds are chosen on."""
+    first, second = paraphrase_set(DEV_PARAPHRASES), paraphrase_set(SECOND_DEV_PARAPHRASES)
+    return ParaphraseSet(first.queries + second.queries, first.out_of_domain + second.out_of_domain)

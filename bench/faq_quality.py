@@ -9,8 +9,9 @@ searches every query alone, its encoding included in its latency. Sets:
 - ../shared/eval/faq/lcqmc_dev.json and oppo_dev.json (7,421 public queries): dense only
   (w = 1.0, no answer relevance) and the product's setting (its fusion and answer weights),
   beside the baselines published with the sets;
-- the demo company's FAQs with our dev paraphrases (bench/data/faq_dev_paraphrases.json, on
-  which bench.faq_calibrate chose the weights and the thresholds) and with the held-out ones
+- the demo company's FAQs with our two dev sets (bench/data/faq_dev_paraphrases.json and
+  faq_dev_demo_second.json, on which bench.faq_calibrate chose the weights and the thresholds)
+  and with the held-out paraphrases
   (tests/knowledge/data/faq_heldout_paraphrases.json, never used to choose anything), plus
   the false-answer rate: how many paraphrases get a confident answer with the wrong FAQ, and
   how many of the files' out-of-domain questions get any answer (knowledge.decision with the
@@ -31,7 +32,7 @@ from rich.console import Console
 from rich.progress import track
 
 from bench.cpu_load import OtherLoad
-from bench.faq_data import DEV_PARAPHRASES, SHARED_FAQ_EVAL, demo_faqs, paraphrase_set
+from bench.faq_data import DEV_PARAPHRASES, SECOND_DEV_PARAPHRASES, SHARED_FAQ_EVAL, demo_faqs, paraphrase_set
 from bench.results_table import report
 from crmbot.paths import PROJECT_ROOT
 from knowledge.decision import Thresholds, decide
@@ -93,7 +94,12 @@ def main() -> None:
 
     demo = demo_faqs()
     rules = thresholds(settings)
-    for label, path in (("dev", DEV_PARAPHRASES), ("held-out", HELD_OUT_PARAPHRASES)):
+    demo_sets = (
+        ("dev", DEV_PARAPHRASES),
+        ("second dev", SECOND_DEV_PARAPHRASES),
+        ("held-out", HELD_OUT_PARAPHRASES),
+    )
+    for label, path in demo_sets:
         paraphrases = paraphrase_set(path)
         queries = [EvalQuery(query, faq_id) for query, faq_id in paraphrases.queries]
         size = f"{len(demo)} / {len(queries)}"
