@@ -18,8 +18,9 @@ sets in ../shared/eval are test sets and are never used here, nor are the held-o
 under tests/knowledge/data.
 
 Rules, applied in order:
-1. dense weight w: the best mean MRR over the seven dev sets (ties: the larger w); then the
-   answer weight a (query-answer relevance) the same way at that w (ties: the smaller a);
+1. dense weight w: the best mean MRR over seven sets, the demo pair counted as one (ties: the
+   larger w); then the answer weight a (query-answer relevance) the same way at that w (ties: the
+   smaller a);
 2. answer threshold and margin: the pair that answers the most paraphrases directly while at
    most 4 % of the out-of-domain questions would be answered and at least 95 % of the answered
    paraphrases are right;
