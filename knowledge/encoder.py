@@ -1,5 +1,6 @@
 """The sentence encoder: a sentence-transformers model loaded from disk, never from a hub."""
 
+import json
 import logging
 import os
 import threading
@@ -12,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from knowledge.model_build import STAMP_FILE
-from knowledge.onnx_graph import TransformerGraph, load_graph
+from knowledge.onnx_graph import TransformerGraph, is_exported, load_graph
 from knowledge.settings import BASE_MODEL_DIR
 
 logger = logging.getLogger(__name__)
@@ -24,22 +25,29 @@ Vectors = npt.NDArray[np.float32]
 QUESTION_PROMPT = "query"
 ANSWER_PROMPT = "passage"
 
-# A question that exercises the vocabulary: full-width signs, digits, Latin letters and emoji.
-_GRAPH_PROBE = "我昨天买的iPhone 15（订单号SO12345）怎么还没发货？😟"
-# float32 in both: what differs is only the order of the additions.
-_GRAPH_AGREEMENT = 0.9999
 # A call with at most this many texts is a search (one question, a few at most), which goes
 # before the next batch of a larger call such as an import.
 _SEARCH_TEXTS = 4
 
 
-def _is_mean_pooled_and_normalised(model: Any) -> bool:
-    """True for Transformer → mean Pooling over every token (prompt included) → Normalize."""
-    modules = [type(module).__name__ for module in model]
-    if modules != ["Transformer", "Pooling", "Normalize"]:
-        return False
-    pooling = model[1].get_config_dict()
-    return bool(pooling.get("pooling_mode") == "mean" and pooling.get("include_prompt", True))
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _mean_pooling_config(path: Path) -> dict[str, Any] | None:
+    """The Pooling module's configuration of a Transformer → mean Pooling over every token (prompt
+    included) → Normalize model, read from its files; None for any other model."""
+    try:
+        modules = _read_json(path / "modules.json")
+        kinds = [str(module["type"]).rsplit(".", 1)[-1] for module in modules]
+        if kinds != ["Transformer", "Pooling", "Normalize"]:
+            return None
+        pooling: dict[str, Any] = _read_json(path / str(modules[1]["path"]) / "config.json")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pooling.get("pooling_mode") != "mean" or not pooling.get("include_prompt", True):
+        return None
+    return pooling
 
 
 class _Turns:
@@ -95,10 +103,12 @@ class Encoder(Protocol):
 class SentenceEncoder:
     """A sentence-transformers model on the CPU, with the e5 prompts.
 
-    Where the model directory holds its transformer exported for ONNX Runtime
-    (knowledge.onnx_graph) and the model is mean-pooled and normalised, texts are encoded by that
-    graph: a customer's question in about half the time PyTorch takes, a batch of FAQs in three
-    quarters. Any other model (KNOWLEDGE_MODEL) is encoded by sentence-transformers itself.
+    Where the model directory holds its transformer exported for ONNX Runtime from these very
+    weights (knowledge.onnx_graph) and the model is mean-pooled and normalised, texts are encoded
+    by that graph and the model's own tokenizer.json, and PyTorch is not even loaded: a customer's
+    question takes about half the time PyTorch takes, and a process (`crmbot faq search`) starts
+    without importing torch and sentence-transformers. Any other model (KNOWLEDGE_MODEL) is
+    encoded by sentence-transformers itself.
     """
 
     def __init__(self, path: Path = BASE_MODEL_DIR, *, batch_size: int = 32) -> None:
@@ -109,29 +119,34 @@ class SentenceEncoder:
         # The machines are offline: nothing may try a hub, even for a config file.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
-        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        self._tokenizer: Any = self._model.tokenizer
-        self._max_tokens = int(self._model.max_seq_length or 512)
         self._path = path
         self._batch_size = batch_size
         self._turns = _Turns()
-        self._graph: TransformerGraph | None = None
+        self._loading = threading.Lock()
+        self._sentence_transformer: Any = None
         # The graph holds the transformer only; the pooling and normalisation are done here, as
         # the model's own modules would, so only that pipeline may use it.
-        if _is_mean_pooled_and_normalised(self._model):
-            self._graph = self._checked_graph(path)
+        pooling = _mean_pooling_config(path)
+        self._graph = self._exported_graph(path) if pooling is not None else None
+        if self._graph is not None and pooling is not None:
+            settings = _read_json(path / "config_sentence_transformers.json")
+            self._prompts: dict[str, str] = dict(settings.get("prompts") or {})
+            self._dimension = int(pooling.get("embedding_dimension") or pooling["word_embedding_dimension"])
+            self._tokenizer: Any = _graph_tokenizer(path)
+        else:
+            model = self.model
+            self._prompts = dict(model.prompts)
+            dimension = model.get_embedding_dimension()
+            if dimension is None:
+                raise EncoderUnavailable(f"{path}: the model does not say its embedding size")
+            self._dimension = int(dimension)
         stamp = path / STAMP_FILE
         self._model_id = f"{path.resolve()}@{stamp.stat().st_mtime_ns if stamp.exists() else 0}"
         logger.info("sentence encoder loaded from %s, encoding with %s", path, self.engine)
 
     @property
     def dimension(self) -> int:
-        dimension = self._model.get_embedding_dimension()
-        if dimension is None:
-            raise EncoderUnavailable(f"{self._path}: the model does not say its embedding size")
-        return int(dimension)
+        return self._dimension
 
     @property
     def engine(self) -> str:
@@ -150,13 +165,14 @@ class SentenceEncoder:
         prompt_name = ANSWER_PROMPT if passage else QUESTION_PROMPT
         search = len(texts) <= _SEARCH_TEXTS
         if self._graph is not None:
-            prompt = self._model.prompts.get(prompt_name) or ""
+            prompt = self._prompts.get(prompt_name) or ""
             return self._encode_with_graph(self._graph, texts, prompt, search=search)
+        model = self.model
         batches = []
         for start in range(0, len(texts), self._batch_size):
             with self._turns.turn(search=search):
                 batches.append(
-                    self._model.encode(
+                    model.encode(
                         texts[start : start + self._batch_size],
                         prompt_name=prompt_name,
                         batch_size=self._batch_size,
@@ -178,44 +194,54 @@ class SentenceEncoder:
         for start in range(0, len(texts), self._batch_size):
             rows = order[start : start + self._batch_size]
             with self._turns.turn(search=search):
-                features = self._tokenizer(
-                    [prompt + texts[row] for row in rows],
-                    return_tensors="np",
-                    padding=True,
-                    truncation=True,
-                    max_length=self._max_tokens,
-                )
-                mask = features["attention_mask"].astype(np.int64)
-                hidden = graph.hidden_states(features["input_ids"].astype(np.int64), mask)
+                encodings = self._tokenizer.encode_batch([prompt + texts[row] for row in rows])
+                ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
+                mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+                hidden = graph.hidden_states(ids, mask)
             pooled = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
             vectors[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         return vectors
 
-    def _checked_graph(self, path: Path) -> TransformerGraph | None:
-        """The model's ONNX graph, if it gives the model's own vector for a probe question: a
-        graph left from other weights (a model copied or retrained in place) is not used."""
+    @staticmethod
+    def _exported_graph(path: Path) -> TransformerGraph | None:
+        """The model's ONNX graph, if it was exported from these weights: a graph left from other
+        weights (a model copied over or retrained in place) would give that model's vectors."""
+        if not (path / "onnx").is_dir():
+            logger.info("no ONNX graph in %s; encoding with PyTorch", path)
+            return None
+        if not is_exported(path):
+            logger.warning("ONNX graph in %s was exported from other weights; encoding with PyTorch", path)
+            return None
         try:
-            graph = load_graph(path)
+            return load_graph(path)
         except Exception:
             logger.warning("ONNX graph in %s unreadable; encoding with PyTorch", path, exc_info=True)
             return None
-        if graph is None:
-            logger.info("no ONNX graph in %s; encoding with PyTorch", path)
-            return None
-        prompt = self._model.prompts.get(QUESTION_PROMPT) or ""
-        from_graph = self._encode_with_graph(graph, [_GRAPH_PROBE], prompt)[0]
-        from_model = self._model.encode(
-            [_GRAPH_PROBE], prompt_name=QUESTION_PROMPT, normalize_embeddings=True, convert_to_numpy=True
-        )[0]
-        cosine = float(from_graph @ from_model)
-        if cosine < _GRAPH_AGREEMENT:
-            logger.warning(
-                "ONNX graph in %s disagrees with the model (cosine %.5f); encoding with PyTorch", path, cosine
-            )
-            return None
-        return graph
 
     @property
-    def model(self) -> object:
-        """The underlying SentenceTransformer, for fine-tuning."""
-        return self._model
+    def model(self) -> Any:
+        """The underlying SentenceTransformer (for fine-tuning), loaded on first use."""
+        with self._loading:
+            if self._sentence_transformer is None:
+                from sentence_transformers import SentenceTransformer
+
+                self._sentence_transformer = SentenceTransformer(
+                    str(self._path), device="cpu", local_files_only=True
+                )
+            return self._sentence_transformer
+
+
+def _graph_tokenizer(path: Path) -> Any:
+    """The model's fast tokenizer from its tokenizer.json, padding to the batch's longest text and
+    cutting at the model's length, as sentence-transformers' own call of it does."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    config = _read_json(path / "tokenizer_config.json")
+    pad_token = str(config.get("pad_token") or "<pad>")
+    pad_id = tokenizer.token_to_id(pad_token)
+    if pad_id is None:
+        raise EncoderUnavailable(f"{path}: tokenizer.json has no padding token {pad_token}")
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+    tokenizer.enable_truncation(max_length=int(config.get("model_max_length") or 512))
+    return tokenizer
