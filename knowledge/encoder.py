@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from knowledge.model_build import STAMP_FILE
-from knowledge.onnx_graph import TransformerGraph, is_exported, load_graph
+from knowledge.onnx_graph import GRAPH_DIR, TransformerGraph, is_exported, load_graph
 from knowledge.settings import BASE_MODEL_DIR
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class Encoder(Protocol):
 class SentenceEncoder:
     """A sentence-transformers model on the CPU, with the e5 prompts.
 
-    Where the model directory holds its transformer exported for ONNX Runtime from these very
+    Where the model directory holds its transformer exported for ONNX Runtime from its current
     weights (knowledge.onnx_graph) and the model is mean-pooled and normalised, texts are encoded
     by that graph and the model's own tokenizer.json, and PyTorch is not even loaded: a customer's
     question takes about half the time PyTorch takes, and a process (`crmbot faq search`) starts
@@ -204,13 +204,18 @@ class SentenceEncoder:
 
     @staticmethod
     def _exported_graph(path: Path) -> TransformerGraph | None:
-        """The model's ONNX graph, if it was exported from these weights: a graph left from other
-        weights (a model copied over or retrained in place) would give that model's vectors."""
-        if not (path / "onnx").is_dir():
+        """The model's ONNX graph, if its export stamp names the weights the model's own stamp
+        names: a graph left from other weights (a model copied over or retrained in place) would
+        give that model's vectors."""
+        if not (path / GRAPH_DIR).is_dir():
             logger.info("no ONNX graph in %s; encoding with PyTorch", path)
             return None
         if not is_exported(path):
-            logger.warning("ONNX graph in %s was exported from other weights; encoding with PyTorch", path)
+            logger.warning(
+                "ONNX graph in %s is out of date (other weights or exporter); encoding with PyTorch "
+                "until `python -m knowledge.onnx_graph` exports it again",
+                path,
+            )
             return None
         try:
             return load_graph(path)

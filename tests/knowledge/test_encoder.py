@@ -71,7 +71,7 @@ def test_a_graph_exported_from_other_weights_is_not_used(
 
     stale = SentenceEncoder(other)
     assert stale.engine == "pytorch"
-    assert "exported from other weights" in caplog.text  # the operator is told why
+    assert "is out of date" in caplog.text  # the operator is told why
     batch = stale.encode(QUESTIONS)
     singles = np.vstack([stale.encode([question]) for question in QUESTIONS])
     assert np.allclose((singles * batch).sum(axis=1), 1.0, atol=1e-3)
