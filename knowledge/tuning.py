@@ -41,14 +41,7 @@ from knowledge.index import FaqIndex
 from knowledge.model_build import STAMP_FILE
 from knowledge.onnx_graph import export_graph
 from knowledge.service import entries_from_store, index_config, thresholds
-from knowledge.settings import (
-    PROJECT_ROOT,
-    TUNED_MODEL_ACCEPTED,
-    TUNED_MODEL_DIR,
-    KnowledgeSettings,
-    general_model_dir,
-    get_knowledge_settings,
-)
+from knowledge.settings import PROJECT_ROOT, KnowledgeSettings, general_model_dir, get_knowledge_settings
 from knowledge.types import FaqEntry
 
 logger = logging.getLogger(__name__)
@@ -298,8 +291,8 @@ def tune_from_store(sessions: sessionmaker[Session], *, epochs: int = 2, seed: i
 
     base_ranks = reciprocal_ranks(base, entries, held_out)
     model = train(base_dir, all_train, main_question, epochs=epochs, seed=seed)
-    _save(model, base_dir)
-    tuned_ranks = reciprocal_ranks(SentenceEncoder(TUNED_MODEL_DIR), entries, held_out)
+    _save(model, base_dir, settings.tuned_model_dir)
+    tuned_ranks = reciprocal_ranks(SentenceEncoder(settings.tuned_model_dir), entries, held_out)
     base_figures, tuned_figures = _figures(base_ranks), _figures(tuned_ranks)
     comparison = compare(base_ranks, tuned_ranks)
     accepted = comparison.beyond_chance and tuned_figures.mrr > base_figures.mrr
@@ -315,15 +308,15 @@ def tune_from_store(sessions: sessionmaker[Session], *, epochs: int = 2, seed: i
         p_value=comparison.p_value,
     )
     if accepted:
-        TUNED_MODEL_ACCEPTED.write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+        report_text = json.dumps(asdict(report), indent=2) + "\n"
+        settings.tuned_model_accepted.write_text(report_text, encoding="utf-8")
     else:
-        TUNED_MODEL_ACCEPTED.unlink(missing_ok=True)
+        settings.tuned_model_accepted.unlink(missing_ok=True)
     logger.info("tuning: base %s, tuned %s, accepted=%s", base_figures, tuned_figures, accepted)
     return report
 
 
-def _save(model: Any, tuned_from: Path) -> None:
-    target = TUNED_MODEL_DIR
+def _save(model: Any, tuned_from: Path, target: Path) -> None:
     staging = target.with_name(target.name + ".new")
     if staging.exists():
         shutil.rmtree(staging)

@@ -97,3 +97,23 @@ def test_eval_of_a_file_in_another_format_exits_1_with_a_reason(
     assert main(["faq", "eval", str(bad)]) == 1
     assert capsys.readouterr().out == ""
     assert "不是评测集格式" in caplog.text
+
+
+def test_tune_shows_both_models_and_keeps_the_general_one_without_a_clear_gain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # On the demo shop's own phrasings the tuned model ranks one held-out pair better and none
+    # worse: too little to tell from chance, so the assistant keeps the model it had.
+    from knowledge.settings import SERVICE_MODEL_DIR, get_knowledge_settings
+
+    tuned = tmp_path / "tuned"
+    monkeypatch.setenv("KNOWLEDGE_TUNED_MODEL_DIR", str(tuned))
+    assert main(["faq", "tune", "--epochs", "2"]) == 0
+
+    out = capsys.readouterr().out
+    assert "基础模型" in out and "微调模型" in out  # both models' figures
+    assert "符号检验" in out
+    assert "继续使用基础模型" in out
+    assert (tuned / "modules.json").is_file()  # saved beside, for inspection
+    assert not (tuned / "accepted.json").exists()
+    assert get_knowledge_settings().model_path() == SERVICE_MODEL_DIR

@@ -11,8 +11,6 @@ from knowledge.encoder import SentenceEncoder
 from knowledge.settings import (
     BASE_MODEL_DIR,
     SERVICE_MODEL_DIR,
-    TUNED_MODEL_ACCEPTED,
-    TUNED_MODEL_DIR,
     KnowledgeSettings,
 )
 from knowledge.text import normalise
@@ -45,8 +43,9 @@ def test_set_up_tuned_the_customer_service_model_from_the_current_corpus() -> No
 
 
 def test_the_product_encodes_with_the_tuned_model_unless_told_otherwise(tmp_path: Path) -> None:
-    if TUNED_MODEL_ACCEPTED.is_file():  # a shop-tuned model (`crmbot faq tune`) comes first
-        assert KnowledgeSettings().model_path() == TUNED_MODEL_DIR
+    settings = KnowledgeSettings()
+    if settings.tuned_model_accepted.is_file():  # a shop-tuned model (`crmbot faq tune`) comes first
+        assert settings.model_path() == settings.tuned_model_dir
     else:
         assert KnowledgeSettings().model_path() == SERVICE_MODEL_DIR
     assert KnowledgeSettings(model=tmp_path).model_path() == tmp_path
