@@ -155,9 +155,10 @@ def _tune(args: argparse.Namespace) -> int:
     for name, figures in (("基础模型", report.base), ("微调模型", report.tuned)):
         table.add_row(name, f"{figures.hit1:.3f}", f"{figures.mrr:.3f}", str(figures.n))
     Console().print(table)
+    comparison = report.comparison
     print(
-        f"留出问法中，微调模型排得更好 {report.better} 条、更差 {report.worse} 条"
-        f"（符号检验 p = {report.p_value:.2f}）"
+        f"留出问法中，微调模型排得更好 {comparison.better} 条、更差 {comparison.worse} 条"
+        f"（符号检验 p = {comparison.p_value:.2f}）"
     )
     verdict = (
         "已启用微调模型" if report.accepted else "微调模型没有明显更好（提升可能只是偶然），继续使用基础模型"

@@ -66,23 +66,9 @@ class Figures:
 
 
 @dataclass(frozen=True)
-class TuneReport:
-    base: Figures
-    tuned: Figures
-    accepted: bool
-    train_pairs: int
-    heldout_pairs: int
-    seconds: float
-    # Held-out paraphrases the tuned model ranks better / worse than the base model, and the
-    # one-sided sign test's p-value of that split.
-    better: int = 0
-    worse: int = 0
-    p_value: float = 1.0
-
-
-@dataclass(frozen=True)
 class Comparison:
-    """The tuned model against the base one on the same held-out paraphrases."""
+    """The tuned model against the base one on the same held-out paraphrases: how many it ranks
+    better and worse, and the one-sided sign test's p-value of that split."""
 
     better: int
     worse: int
@@ -91,6 +77,17 @@ class Comparison:
     @property
     def beyond_chance(self) -> bool:
         return self.p_value < MAX_CHANCE
+
+
+@dataclass(frozen=True)
+class TuneReport:
+    base: Figures
+    tuned: Figures
+    accepted: bool
+    train_pairs: int
+    heldout_pairs: int
+    seconds: float
+    comparison: Comparison
 
 
 def compare(base_ranks: Sequence[float], tuned_ranks: Sequence[float]) -> Comparison:
@@ -303,9 +300,7 @@ def tune_from_store(sessions: sessionmaker[Session], *, epochs: int = 2, seed: i
         train_pairs=len(all_train),
         heldout_pairs=len(held_out),
         seconds=time.monotonic() - started,
-        better=comparison.better,
-        worse=comparison.worse,
-        p_value=comparison.p_value,
+        comparison=comparison,
     )
     if accepted:
         report_text = json.dumps(asdict(report), indent=2) + "\n"
