@@ -47,7 +47,7 @@ def test_the_product_encodes_with_the_tuned_model_unless_told_otherwise(tmp_path
     if settings.tuned_model_accepted.is_file():  # a shop-tuned model (`crmbot faq tune`) comes first
         assert settings.model_path() == settings.tuned_model_dir
     else:
-        assert KnowledgeSettings().model_path() == SERVICE_MODEL_DIR
+        assert settings.model_path() == SERVICE_MODEL_DIR
     assert KnowledgeSettings(model=tmp_path).model_path() == tmp_path
 
 
