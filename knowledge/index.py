@@ -19,6 +19,10 @@ score for this query, Σ idf(t) over the query's words (bm25s's Lucene variant s
 word's term frequency below 1), so both terms lie in [0, 1]
 and mean the same thing for every query and every FAQ set.
 
+A question may hold a sound-alike typo ("积粉能当钱花不"); its reading in the knowledge base's
+own words (knowledge.homophones) is ranked too, and replaces the typed text's ranking only when
+its best FAQ scores at least `HOMOPHONE_MARGIN` higher.
+
 Updates are copy-on-write: a new `Snapshot` is built beside the one being searched and swapped
 in with one assignment, so a search during an update sees either the old or the new FAQs,
 never half of each and never an error. Only changed phrasings are encoded; removed rows are
@@ -42,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from knowledge.encoder import Encoder, Vectors
+from knowledge.homophones import HomophoneCorrector
 from knowledge.text import MAX_QUERY_CHARS, lexical_tokens, normalise
 from knowledge.types import FaqEntry
 
@@ -56,6 +61,9 @@ _CANDIDATES: Final = 64
 # Compact (rebuild without tombstones) once this share of rows is dead.
 _MAX_TOMBSTONE_SHARE: Final = 0.25
 _FORMAT_VERSION: Final = 2
+# How much better a corrected reading's best FAQ must score than the typed question's. On the
+# dev sets 0, 0.02 and 0.05 gave the same figures; a margin keeps a misreading that merely ties.
+HOMOPHONE_MARGIN: Final = 0.02
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class Snapshot:
     row_tokens: tuple[tuple[str, ...], ...] = ()
     # faq_id -> unit vector of its answer (the `passage: ` prompt); absent for an empty answer.
     answers: Mapping[str, Vectors] = field(default_factory=dict)
+    homophones: HomophoneCorrector = field(default_factory=HomophoneCorrector)
 
     @property
     def live_rows(self) -> int:
@@ -144,6 +153,12 @@ def _lexical_index(
     return retriever, np.asarray(live, dtype=np.int64)
 
 
+def _homophones(row_tokens: Sequence[tuple[str, ...]], row_faq: Sequence[str | None]) -> HomophoneCorrector:
+    return HomophoneCorrector.from_words(
+        {word for tokens, faq in zip(row_tokens, row_faq, strict=True) if faq is not None for word in tokens}
+    )
+
+
 class FaqIndex:
     """The searchable FAQs of one process. `search` never blocks on `sync`."""
 
@@ -171,10 +186,14 @@ class FaqIndex:
         # land near some FAQ, and a suggestion would be a guess.
         if not any(character.isalnum() for character in text) or not snapshot.entries or top_k <= 0:
             return []
-        query_vector = self.encoder.encode([text])
-        return rank_with_vector(
-            snapshot, text, query_vector, top_k, self.config.dense_weight, self.config.answer_weight
+        reading = snapshot.homophones.correct(text)
+        texts = [text] if reading == text else [text, reading]
+        vectors = self.encoder.encode(texts)
+        typed, *corrected = (
+            rank_with_vector(snapshot, t, v, top_k, self.config.dense_weight, self.config.answer_weight)
+            for t, v in zip(texts, vectors, strict=True)
         )
+        return choose_reading(typed, corrected[0]) if corrected else typed
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -265,6 +284,7 @@ class FaqIndex:
         row_tokens = current.row_tokens + tuple(lexical_tokens(text) for _, text in new_rows)
         vectors = np.vstack([current.vectors, added_vectors])
         lexical, lexical_rows = _lexical_index(row_tokens, row_faq_all)
+        homophones = _homophones(row_tokens, row_faq_all)
         row_of_text = dict(current.row_of_text)
         row_of_text.update(_text_rows(row_text[len(current.row_text) :], first_row=len(current.row_text)))
         return (
@@ -280,6 +300,7 @@ class FaqIndex:
                 kind=kind,
                 row_of_text=row_of_text,
                 row_tokens=row_tokens,
+                homophones=homophones,
             ),
             len(to_encode),
         )
@@ -336,6 +357,7 @@ class FaqIndex:
             kind=kind,
             row_of_text=_text_rows(row_text),
             row_tokens=row_tokens,
+            homophones=_homophones(row_tokens, row_faq),
         )
 
     def _empty(self) -> Snapshot:
@@ -515,6 +537,14 @@ def rank_with_vector(
             )
     ranked = sorted(best_by_faq.values(), key=lambda s: (-s.score, s.entry.faq_id))
     return ranked[:top_k]
+
+
+def choose_reading(typed: list[ScoredFaq], corrected: list[ScoredFaq]) -> list[ScoredFaq]:
+    """The ranking of a question's corrected reading if its best FAQ scores clearly higher than
+    the typed question's, else the typed question's."""
+    if corrected and (not typed or corrected[0].score >= typed[0].score + HOMOPHONE_MARGIN):
+        return corrected
+    return typed
 
 
 def _bm25_ceiling(retriever: bm25s.BM25, tokens: Sequence[str]) -> float:
