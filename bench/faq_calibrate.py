@@ -3,8 +3,8 @@
     .venv-app/bin/python -m bench.faq_calibrate
 
 Data, all written for this project: the demo FAQs with bench/data/faq_dev_paraphrases.json
-(120 paraphrases, 25 questions no FAQ answers) and faq_dev_demo_second.json (238 more colloquial
-paraphrases, 38 questions no FAQ answers), taken together; bench/data/faq_dev_general.json (400 FAQs
+(120 paraphrases, 25 questions no FAQ answers) and faq_dev_demo_second.json (237 more colloquial
+paraphrases, 35 questions no FAQ answers), taken together; bench/data/faq_dev_general.json (400 FAQs
 from banking, a phone assistant, everyday questions and shopping, 800 paraphrases that avoid the
 FAQ's words); bench/data/faq_dev_usertraffic.json (300 FAQs, paraphrases that are mostly small
 edits, as in real search and assistant logs); bench/data/faq_dev_realtraffic.json (320 FAQs,
@@ -16,6 +16,9 @@ the encoder was not tuned on are here (the other half trains it: knowledge.gener
 every FAQ stays in the bank. The public
 sets in ../shared/eval are test sets and are never used here, nor are the held-out paraphrases
 under tests/knowledge/data.
+
+Every question is ranked as `FaqIndex.rank` ranks it, its sound-alike reading included
+(knowledge.homophones); the ranking is recomputed for each setting from vectors encoded once.
 
 Rules, applied in order:
 1. dense weight w: the best mean MRR over seven sets, the demo pair counted as one (ties: the
@@ -33,10 +36,11 @@ import itertools
 import numpy as np
 
 from bench.faq_data import CORPUS_DEV_SETS, demo_dev_set, demo_faqs
+from bench.faq_ranking import EncodedQuestions, hit1_and_mrr
 from bench.results_table import report
 from knowledge.encoder import SentenceEncoder
 from knowledge.evaluation import load_eval_set
-from knowledge.index import FaqIndex, IndexConfig, ScoredFaq, rank_with_vector
+from knowledge.index import FaqIndex, IndexConfig, ScoredFaq
 from knowledge.settings import general_model_dir
 from knowledge.text import normalise
 
@@ -54,7 +58,7 @@ def main() -> None:
     index.sync(demo_faqs())
     dev = demo_dev_set()
     texts = [normalise(q) for q, _ in dev.queries] + [normalise(q) for q in dev.out_of_domain]
-    vectors = encoder.encode(texts)
+    questions = EncodedQuestions(index.snapshot, texts, encoder)
     n_in = len(dev.queries)
 
     others = []
@@ -63,21 +67,15 @@ def main() -> None:
         other = FaqIndex(encoder)
         other.sync(other_faqs)
         other_texts = [normalise(q.query) for q in other_queries]
-        others.append((other, other_texts, encoder.encode(other_texts), [q.faq_id for q in other_queries]))
+        other_truth = [q.faq_id for q in other_queries]
+        others.append((EncodedQuestions(other.snapshot, other_texts, encoder), other_truth))
 
     def measure(weight: float, answer_weight: float) -> tuple[list[list[ScoredFaq]], list[object]]:
-        ranked = [
-            rank_with_vector(index.snapshot, t, v, 10, weight, answer_weight)
-            for t, v in zip(texts, vectors, strict=True)
-        ]
-        demo_hit1, demo_mrr = _quality(ranked[:n_in], [faq for _, faq in dev.queries])
+        ranked = questions.rank(weight, answer_weight)
+        demo_hit1, demo_mrr = hit1_and_mrr(ranked[:n_in], [faq for _, faq in dev.queries])
         figures = [(demo_hit1, demo_mrr)]
-        for other, other_texts, other_vectors, truth in others:
-            other_ranked = [
-                rank_with_vector(other.snapshot, t, v, 10, weight, answer_weight)
-                for t, v in zip(other_texts, other_vectors, strict=True)
-            ]
-            figures.append(_quality(other_ranked, truth))
+        for other_questions, other_truth in others:
+            figures.append(hit1_and_mrr(other_questions.rank(weight, answer_weight), other_truth))
         row: list[object] = [
             f"w = {weight}, a = {answer_weight}",
             " / ".join(f"{hit1:.3f}" for hit1, _ in figures),
@@ -137,15 +135,6 @@ def main() -> None:
         note="Copy the chosen values into knowledge/settings.py (KNOWLEDGE_DENSE_WEIGHT, "
         "KNOWLEDGE_ANSWER_WEIGHT, KNOWLEDGE_ANSWER_SCORE, KNOWLEDGE_ANSWER_MARGIN, KNOWLEDGE_SUGGEST_SCORE).",
     )
-
-
-def _quality(ranked: list[list[ScoredFaq]], truth: list[str]) -> tuple[float, float]:
-    """hit@1 and MRR (within the top 10)."""
-    reciprocal = []
-    for hits, faq_id in zip(ranked, truth, strict=True):
-        ids = [s.entry.faq_id for s in hits]
-        reciprocal.append(1 / (ids.index(faq_id) + 1) if faq_id in ids else 0.0)
-    return float(np.mean([r == 1.0 for r in reciprocal])), float(np.mean(reciprocal))
 
 
 def _top(ranked: list[ScoredFaq]) -> float:
