@@ -82,11 +82,13 @@ def test_a_misreading_is_not_taken(encoder: SentenceEncoder) -> None:
     index = FaqIndex(encoder, index_config(KnowledgeSettings()))
     index.sync(
         [
-            FaqEntry("calls", "来电显示怎么设置", "在设置里打开来电显示。"),
+            FaqEntry("ringtone", "来电铃声怎么换成音乐", "在设置-声音里选择来电铃声。"),
             FaqEntry("music", "放点音乐", "好的，为您播放音乐。"),
         ]
     )
-    assert index.snapshot.homophones.correct("来点音乐") == "来电音乐"
+    reading = index.snapshot.homophones.correct("来点音乐")
+    assert reading == "来电音乐"
+    assert index.rank(reading, top_k=2)[0].entry.faq_id == "ringtone"
     assert index.rank("来点音乐", top_k=2)[0].entry.faq_id == "music"
 
 
