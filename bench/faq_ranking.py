@@ -4,7 +4,7 @@ fusion settings on the same questions."""
 import numpy as np
 
 from knowledge.encoder import Encoder, Vectors
-from knowledge.index import ScoredFaq, Snapshot, choose_reading, rank_with_vector
+from knowledge.index import ScoredFaq, Snapshot, rank_question
 
 
 class EncodedQuestions:
@@ -23,13 +23,8 @@ class EncodedQuestions:
     def rank(self, weight: float, answer_weight: float) -> list[list[ScoredFaq]]:
         ranked = []
         for i, (text, vector) in enumerate(zip(self.texts, self.vectors, strict=True)):
-            typed = rank_with_vector(self.snapshot, text, vector, 10, weight, answer_weight)
-            if i in self.readings:
-                corrected = rank_with_vector(
-                    self.snapshot, self.readings[i], self.reading_vectors[i], 10, weight, answer_weight
-                )
-                typed = choose_reading(typed, corrected)
-            ranked.append(typed)
+            reading = (self.readings[i], self.reading_vectors[i]) if i in self.readings else None
+            ranked.append(rank_question(self.snapshot, (text, vector), reading, 10, weight, answer_weight))
         return ranked
 
 

@@ -187,13 +187,12 @@ class FaqIndex:
         if not any(character.isalnum() for character in text) or not snapshot.entries or top_k <= 0:
             return []
         reading = snapshot.homophones.correct(text)
-        texts = [text] if reading == text else [text, reading]
-        vectors = self.encoder.encode(texts)
-        typed, *corrected = (
-            rank_with_vector(snapshot, t, v, top_k, self.config.dense_weight, self.config.answer_weight)
-            for t, v in zip(texts, vectors, strict=True)
+        # A reading is encoded in the same batch as the text: cheaper than a second call.
+        vectors = self.encoder.encode([text] if reading == text else [text, reading])
+        typed, read = (text, vectors[0]), (reading, vectors[1]) if reading != text else None
+        return rank_question(
+            snapshot, typed, read, top_k, self.config.dense_weight, self.config.answer_weight
         )
-        return choose_reading(typed, corrected[0]) if corrected else typed
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -539,12 +538,24 @@ def rank_with_vector(
     return ranked[:top_k]
 
 
-def choose_reading(typed: list[ScoredFaq], corrected: list[ScoredFaq]) -> list[ScoredFaq]:
-    """The ranking of a question's corrected reading if its best FAQ scores clearly higher than
-    the typed question's, else the typed question's."""
-    if corrected and (not typed or corrected[0].score >= typed[0].score + HOMOPHONE_MARGIN):
+def rank_question(
+    snapshot: Snapshot,
+    typed: tuple[str, Vectors],
+    reading: tuple[str, Vectors] | None,
+    top_k: int,
+    dense_weight: float,
+    answer_weight: float = 0.0,
+) -> list[ScoredFaq]:
+    """Rank a (normalised) question, each text with its vector: as typed and, if it has one, as
+    its sound-alike reading, whose ranking is kept only when its best FAQ scores at least
+    `HOMOPHONE_MARGIN` higher."""
+    ranked = rank_with_vector(snapshot, *typed, top_k, dense_weight, answer_weight)
+    if reading is None:
+        return ranked
+    corrected = rank_with_vector(snapshot, *reading, top_k, dense_weight, answer_weight)
+    if corrected and (not ranked or corrected[0].score >= ranked[0].score + HOMOPHONE_MARGIN):
         return corrected
-    return typed
+    return ranked
 
 
 def _bm25_ceiling(retriever: bm25s.BM25, tokens: Sequence[str]) -> float:
