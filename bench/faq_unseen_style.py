@@ -1,6 +1,6 @@
 """How much of the encoder's tuning carries over to questions in a style it was never tuned on.
 
-    .venv-app/bin/python -m bench.faq_unseen_style        (about 12 minutes on two cores)
+    .venv-app/bin/python -m bench.faq_unseen_style        (about ten minutes on two cores)
 
 The public sets (../shared/eval/faq) are user sentences from a Q&A community and a voice
 assistant, written by nobody on this project; they are test sets, so nothing may be chosen on

@@ -186,12 +186,16 @@ class FaqIndex:
         # land near some FAQ, and a suggestion would be a guess.
         if not any(character.isalnum() for character in text) or not snapshot.entries or top_k <= 0:
             return []
-        reading = snapshot.homophones.correct(text)
-        # A reading is encoded in the same batch as the text: cheaper than a second call.
-        vectors = self.encoder.encode([text] if reading == text else [text, reading])
-        typed, read = (text, vectors[0]), (reading, vectors[1]) if reading != text else None
+        reading: tuple[str, Vectors] | None = None
+        corrected = snapshot.homophones.correct(text)
+        if corrected == text:
+            vectors = self.encoder.encode([text])
+        else:
+            # One batch for both texts: cheaper than a second encoder call.
+            vectors = self.encoder.encode([text, corrected])
+            reading = (corrected, vectors[1])
         return rank_question(
-            snapshot, typed, read, top_k, self.config.dense_weight, self.config.answer_weight
+            snapshot, (text, vectors[0]), reading, top_k, self.config.dense_weight, self.config.answer_weight
         )
 
     # -- writing ---------------------------------------------------------------------------
