@@ -2,10 +2,12 @@
 
 import csv
 import json
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from crmbot.paths import demo_fixture_dir
+from knowledge.evaluation import EvalQuery
 from knowledge.types import FaqEntry
 
 BENCH_DATA = Path(__file__).resolve().parent / "data"
@@ -73,3 +75,25 @@ def demo_dev_set() -> ParaphraseSet:
     """Both dev sets of the demo FAQs together: what the weights and thresholds are chosen on."""
     first, second = paraphrase_set(DEV_PARAPHRASES), paraphrase_set(SECOND_DEV_PARAPHRASES)
     return ParaphraseSet(first.queries + second.queries, first.out_of_domain + second.out_of_domain)
+
+
+def customer_worded(faqs: list[FaqEntry], queries: list[EvalQuery]) -> tuple[list[FaqEntry], list[EvalQuery]]:
+    """The same set as if its FAQs had been written from customers' questions, as staff write them
+    from the unanswered queue and as public question-matching sets are built: every FAQ with two
+    or more questions takes one of them (a seeded choice) as its text, and that one is no longer
+    asked. FAQs with fewer keep their text and stay in the bank."""
+    asked: dict[str, list[str]] = {}
+    for query in queries:
+        asked.setdefault(query.faq_id, []).append(query.query)
+    chooser = random.Random(3)
+    worded = {faq.faq_id: faq for faq in faqs}
+    remaining: list[EvalQuery] = []
+    for faq_id, texts in asked.items():
+        if len(texts) < 2:
+            remaining += [EvalQuery(text, faq_id) for text in texts]
+            continue
+        texts = texts[:]
+        chooser.shuffle(texts)
+        worded[faq_id] = replace(worded[faq_id], question=texts[0])
+        remaining += [EvalQuery(text, faq_id) for text in texts[1:]]
+    return list(worded.values()), remaining

@@ -20,11 +20,17 @@ class EncodedQuestions:
         read_vectors = encoder.encode([self.readings[i] for i in read])
         self.reading_vectors: dict[int, Vectors] = dict(zip(read, read_vectors, strict=True))
 
-    def rank(self, weight: float, answer_weight: float) -> list[list[ScoredFaq]]:
+    def rank(
+        self, weight: float, answer_weight: float, crowding_weight: float = 0.0
+    ) -> list[list[ScoredFaq]]:
         ranked = []
         for i, (text, vector) in enumerate(zip(self.texts, self.vectors, strict=True)):
             reading = (self.readings[i], self.reading_vectors[i]) if i in self.readings else None
-            ranked.append(rank_question(self.snapshot, (text, vector), reading, 10, weight, answer_weight))
+            ranked.append(
+                rank_question(
+                    self.snapshot, (text, vector), reading, 10, weight, answer_weight, crowding_weight
+                )
+            )
         return ranked
 
 

@@ -7,7 +7,7 @@ reported as the matched question.
 Fusion (a calibrated score mix rather than reciprocal ranks, because the decision to answer
 needs an absolute number, not only an order):
 
-    phrasing = w · cosine + (1 − w) · bm25 / bm25_max(query)
+    phrasing = w · (cosine − c · crowd) + (1 − w) · bm25 / bm25_max(query)
     score    = (best phrasing of the FAQ + a · cosine(query, answer)) / (1 + a)
 
 The second line is query–answer relevance, a classic of FAQ retrieval: a question worded
@@ -16,8 +16,9 @@ unlike every phrasing ("西藏收货要多加钱吗") may still be close to the 
 
 `cosine` is the inner product of unit vectors; `bm25_max(query)` bounds what any row could
 score for this query, Σ idf(t) over the query's words (bm25s's Lucene variant saturates each
-word's term frequency below 1), so both terms lie in [0, 1]
-and mean the same thing for every query and every FAQ set.
+word's term frequency below 1), so both terms lie in [0, 1] and mean the same thing for every
+query and every FAQ set. `crowd` is how much closer than is usual in this bank the phrasing sits
+to other FAQs' phrasings: the hubness correction of knowledge.crowding, off when c = 0.
 
 A question may hold a sound-alike typo ("积粉能当钱花不"); its reading in the knowledge base's
 own words (knowledge.homophones) is ranked too, and replaces the typed text's ranking only when
@@ -45,6 +46,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from knowledge.crowding import Crowding
 from knowledge.encoder import Encoder, Vectors
 from knowledge.homophones import HomophoneCorrector
 from knowledge.text import MAX_QUERY_CHARS, lexical_tokens, normalise
@@ -76,6 +78,7 @@ class IndexConfig:
     hnsw_ef_search: int = 128
     dense_weight: float = 1.0
     answer_weight: float = 0.0
+    crowding_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class Snapshot:
     # faq_id -> unit vector of its answer (the `passage: ` prompt); absent for an empty answer.
     answers: Mapping[str, Vectors] = field(default_factory=dict)
     homophones: HomophoneCorrector = field(default_factory=HomophoneCorrector)
+    crowding: Crowding = field(default_factory=Crowding.empty)
 
     @property
     def live_rows(self) -> int:
@@ -194,8 +198,15 @@ class FaqIndex:
             # One batch for both texts: cheaper than a second encoder call.
             vectors = self.encoder.encode([text, corrected])
             reading = (corrected, vectors[1])
+        config = self.config
         return rank_question(
-            snapshot, (text, vectors[0]), reading, top_k, self.config.dense_weight, self.config.answer_weight
+            snapshot,
+            (text, vectors[0]),
+            reading,
+            top_k,
+            config.dense_weight,
+            config.answer_weight,
+            config.crowding_weight,
         )
 
     # -- writing ---------------------------------------------------------------------------
@@ -304,6 +315,11 @@ class FaqIndex:
                 row_of_text=row_of_text,
                 row_tokens=row_tokens,
                 homophones=homophones,
+                crowding=(
+                    current.crowding.after_update(vectors, row_faq_all, dense)
+                    if self.config.crowding_weight > 0
+                    else current.crowding
+                ),
             ),
             len(to_encode),
         )
@@ -361,6 +377,12 @@ class FaqIndex:
             row_of_text=_text_rows(row_text),
             row_tokens=row_tokens,
             homophones=_homophones(row_tokens, row_faq),
+            # Kept only where the score reads it, as the answer vectors are.
+            crowding=(
+                Crowding.of_bank(vectors, row_faq, dense)
+                if self.config.crowding_weight > 0
+                else Crowding.empty()
+            ),
         )
 
     def _empty(self) -> Snapshot:
@@ -487,6 +509,7 @@ def rank_with_vector(
     top_k: int,
     dense_weight: float,
     answer_weight: float = 0.0,
+    crowding_weight: float = 0.0,
 ) -> list[ScoredFaq]:
     """Fuse the two retrievers for one (normalised) query whose vector is already known."""
     candidates = min(len(snapshot.row_faq), _CANDIDATES + 4 * top_k)
@@ -518,13 +541,17 @@ def rank_with_vector(
     for row in lexical_by_row.keys() - cosine_by_row.keys():
         cosine_by_row[row] = float(snapshot.vectors[row] @ query_vector.reshape(-1))
 
+    penalty = snapshot.crowding.penalty
+    if crowding_weight > 0 and len(penalty) != len(snapshot.row_faq):
+        raise ValueError("the index keeps no crowding: build it with IndexConfig(crowding_weight > 0)")
     best_by_faq: dict[str, ScoredFaq] = {}
     for row, cosine in cosine_by_row.items():
         faq_id = snapshot.row_faq[row]
         if faq_id is None:
             continue
         lexical = lexical_by_row.get(row, 0.0)
-        score = dense_weight * cosine + (1.0 - dense_weight) * lexical
+        dense = cosine - crowding_weight * float(penalty[row]) if crowding_weight > 0 else cosine
+        score = dense_weight * dense + (1.0 - dense_weight) * lexical
         held = best_by_faq.get(faq_id)
         if held is None or score > held.score:
             best_by_faq[faq_id] = ScoredFaq(
@@ -549,14 +576,16 @@ def rank_question(
     top_k: int,
     dense_weight: float,
     answer_weight: float = 0.0,
+    crowding_weight: float = 0.0,
 ) -> list[ScoredFaq]:
     """Rank a (normalised) question, each text with its vector: as typed and, if it has one, as
     its sound-alike reading, whose ranking is kept only when its best FAQ scores at least
     `HOMOPHONE_MARGIN` higher."""
-    ranked = rank_with_vector(snapshot, *typed, top_k, dense_weight, answer_weight)
+    weights = (dense_weight, answer_weight, crowding_weight)
+    ranked = rank_with_vector(snapshot, *typed, top_k, *weights)
     if reading is None:
         return ranked
-    corrected = rank_with_vector(snapshot, *reading, top_k, dense_weight, answer_weight)
+    corrected = rank_with_vector(snapshot, *reading, top_k, *weights)
     if corrected and (not ranked or corrected[0].score >= ranked[0].score + HOMOPHONE_MARGIN):
         return corrected
     return ranked

@@ -55,6 +55,7 @@ def index_config(settings: KnowledgeSettings) -> IndexConfig:
         hnsw_ef_search=settings.hnsw_ef_search,
         dense_weight=settings.dense_weight,
         answer_weight=settings.answer_weight,
+        crowding_weight=settings.crowding_weight,
     )
 
 
