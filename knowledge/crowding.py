@@ -1,18 +1,19 @@
 """How crowded each FAQ phrasing's neighbourhood is: the hubness correction of the dense score.
 
 Nearest-neighbour search in high dimensions has hubs: a few vectors sit close to many others and
-come out first for questions that belong elsewhere. In a bank of short user sentences (FAQs
-turned from real customers' questions, the public question-matching sets) these are the vague,
-generic ones. CSLS (Conneau et al., 2018, "Word translation without parallel data") corrects a
-cosine by the target's neighbourhood; here, for a phrasing p of a FAQ:
+come out first for questions that belong elsewhere. Banks of short customer sentences (FAQs
+made from the unanswered queue, public question-matching sets) gain most from correcting for
+them (bench/results/faq_calibration.md). CSLS (Conneau et al., 2018, "Word translation without
+parallel data") corrects a cosine by the target's neighbourhood; here, for a phrasing p of a FAQ:
 
     crowd(p)  = mean cosine of p to its k nearest phrasings of *other* FAQs
-    corrected = cosine − b · (crowd(p) − median crowd of the bank)
+    corrected = cosine − c · (crowd(p) − median crowd of the bank)
 
 A FAQ's own alternatives give the same answer, so they are no crowd. Subtracting the bank's
 median keeps scores on the cosine scale the decision thresholds are calibrated on, whatever the
-size of the bank; the order is CSLS's. k and b were chosen on our dev sets
-(bench.faq_calibrate and the exploration recorded in bench/results/faq_calibration.md).
+size of the bank; the order is CSLS's. k = 5: over k in {1, 3, 5, 10, 20} on our dev sets and
+their customer-worded variants the figures were flat from 3 to 10 (an exploration, not kept);
+the weight c is `KNOWLEDGE_CROWDING_WEIGHT`, calibrated by bench.faq_calibrate.
 
 Neighbour lists are kept per row so that an update recomputes only the rows it touches: new rows,
 rows that lost a neighbour to a removal, and rows a new phrasing now crowds.
