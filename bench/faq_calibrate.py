@@ -120,20 +120,17 @@ def main() -> None:
             best = (float(row[-1]), best_weight, answer_weight)  # type: ignore[arg-type]
     best_answer_weight = best[2]
     # Stage 3: the crowding weight, over thirteen sets (c = 0 measured on all of them too).
-    best_crowding: tuple[float, float] = (-1.0, 0.0)  # mean MRR, c
     crowding_ranked: dict[float, list[list[ScoredFaq]]] = {}
-    demo_truth = [faq for _, faq in dev.queries]
+    mean_mrr: dict[float, float] = {}
     for crowding_weight in CROWDING_WEIGHTS:
         ranked, row = measure(best_weight, best_answer_weight, crowding_weight)
         crowding_ranked[crowding_weight] = ranked
+        mean_mrr[crowding_weight] = float(row[-1])  # type: ignore[arg-type]
         rows.append(row[:-1])
-        keeps_demo = (
-            hit1_and_mrr(ranked[:n_in], demo_truth)[0]
-            >= (hit1_and_mrr(crowding_ranked[0.0][:n_in], demo_truth)[0])
-        )
-        if keeps_demo and float(row[-1]) > best_crowding[0] + 1e-9:  # type: ignore[arg-type]
-            best_crowding = (float(row[-1]), crowding_weight)  # type: ignore[arg-type]
-    best_crowding_weight = best_crowding[1]
+    demo_truth = [faq for _, faq in dev.queries]
+    demo_hit1 = {c: hit1_and_mrr(r[:n_in], demo_truth)[0] for c, r in crowding_ranked.items()}
+    keeping_demo = [c for c in CROWDING_WEIGHTS if demo_hit1[c] >= demo_hit1[0.0]]
+    best_crowding_weight = max(keeping_demo, key=lambda c: (round(mean_mrr[c], 9), -c))
 
     ranked = crowding_ranked[best_crowding_weight]
     in_domain, ood = ranked[:n_in], ranked[n_in:]

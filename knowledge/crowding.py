@@ -59,6 +59,18 @@ class Crowding:
         fresh = cls.empty()
         return fresh.updated(vectors, row_faq, dense, np.flatnonzero(_live(row_faq)))
 
+    @classmethod
+    def of_saved(cls, neighbours: npt.NDArray[np.int64], similarities: npt.NDArray[np.float32]) -> "Crowding":
+        """The crowding of a saved index, whose rows are all live (`of_rows` wrote the lists)."""
+        return cls(neighbours, similarities, _penalty(similarities, np.ones(len(neighbours), dtype=bool)))
+
+    def of_rows(self, rows: list[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The neighbour lists of `rows` (every live row), renumbered as those rows are when saved."""
+        renumbered = np.full(len(self.penalty), -1, dtype=np.int64)
+        renumbered[rows] = np.arange(len(rows))
+        listed = self.neighbours[rows]
+        return np.where(listed >= 0, renumbered[np.maximum(listed, 0)], -1), self.similarities[rows]
+
     def after_update(self, vectors: Vectors, row_faq: Sequence[str | None], dense: faiss.Index) -> "Crowding":
         """The crowding after rows were tombstoned and new rows appended (at the end)."""
         old = len(self.penalty)

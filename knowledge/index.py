@@ -351,6 +351,7 @@ class FaqIndex:
         vectors: Vectors,
         saved_dense: faiss.Index | None = None,
         row_tokens: tuple[tuple[str, ...], ...] | None = None,
+        saved_crowding: Crowding | None = None,
     ) -> Snapshot:
         kind = _dense_kind(self.config, len(row_faq))
         if row_tokens is None:
@@ -377,13 +378,27 @@ class FaqIndex:
             row_of_text=_text_rows(row_text),
             row_tokens=row_tokens,
             homophones=_homophones(row_tokens, row_faq),
-            # Kept only where the score reads it, as the answer vectors are.
-            crowding=(
-                Crowding.of_bank(vectors, row_faq, dense)
-                if self.config.crowding_weight > 0
-                else Crowding.empty()
-            ),
+            crowding=self._crowding(vectors, row_faq, dense, saved_crowding),
         )
+
+    def _crowding(
+        self,
+        vectors: Vectors,
+        row_faq: tuple[str | None, ...],
+        dense: faiss.Index,
+        saved: Crowding | None,
+    ) -> Crowding:
+        # Kept only where the score reads it, as the answer vectors are. Finding every row's
+        # neighbours takes about 45 s at 100,000 rows, so a saved copy of the same rows is reused.
+        if self.config.crowding_weight <= 0:
+            return Crowding.empty()
+        if (
+            saved is not None
+            and len(saved.penalty) == len(row_faq)
+            and int(saved.neighbours.max(initial=-1)) < len(row_faq)
+        ):
+            return saved
+        return Crowding.of_bank(vectors, row_faq, dense)
 
     def _empty(self) -> Snapshot:
         dimension = self.encoder.dimension
@@ -437,6 +452,10 @@ class FaqIndex:
             (work / "faqs.json").write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
             if manifest["kind"] == "hnsw" and snapshot.dead_rows == 0 and snapshot.kind == "hnsw":
                 faiss.write_index(snapshot.dense, str(work / "dense.faiss"))
+            if len(snapshot.crowding.penalty) == len(snapshot.row_faq):
+                neighbours, similarities = snapshot.crowding.of_rows(live)
+                np.save(work / "crowding_neighbours.npy", neighbours)
+                np.save(work / "crowding_similarities.npy", similarities)
             (work / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
             old = directory.with_name(f".{directory.name}.old")
             if directory.exists():
@@ -460,6 +479,7 @@ class FaqIndex:
             answer_vectors = np.load(directory / "answers.npy").astype(np.float32, copy=False)
             dense_file = directory / "dense.faiss"
             dense = faiss.read_index(str(dense_file)) if dense_file.exists() else None
+            crowding = _saved_crowding(directory) if self.config.crowding_weight > 0 else None
         except (OSError, ValueError, KeyError) as exc:
             logger.warning(
                 "persisted knowledge index at %s not usable (%s); rebuilding", directory, type(exc).__name__
@@ -485,7 +505,9 @@ class FaqIndex:
         row_faq = tuple(r["faq_id"] for r in rows)
         row_text = tuple(r["text"] for r in rows)
         with self._write_lock:
-            snapshot = self._build(entries, row_faq, row_text, np.ascontiguousarray(vectors), dense)
+            snapshot = self._build(
+                entries, row_faq, row_text, np.ascontiguousarray(vectors), dense, saved_crowding=crowding
+            )
             self._snapshot = replace(snapshot, answers=dict(zip(answer_ids, answer_vectors, strict=True)))
         return True
 
@@ -494,6 +516,17 @@ def _text_rows(row_text: Sequence[str], first_row: int = 0) -> dict[tuple[str, s
     # Keyed by normalised text (the second part is room for a prompt variant); the last row of a
     # text wins, which is as good as any: equal texts have equal vectors, dead rows included.
     return {(normalise(text), ""): first_row + row for row, text in enumerate(row_text)}
+
+
+def _saved_crowding(directory: Path) -> Crowding | None:
+    neighbours_file = directory / "crowding_neighbours.npy"
+    if not neighbours_file.exists():
+        return None
+    neighbours = np.load(neighbours_file).astype(np.int64, copy=False)
+    similarities = np.load(directory / "crowding_similarities.npy").astype(np.float32, copy=False)
+    if neighbours.shape != similarities.shape:
+        return None
+    return Crowding.of_saved(neighbours, similarities)
 
 
 def _remove_tree(path: Path) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench.faq_data import ASSISTANT_CHAT_DEV, customer_worded
+from knowledge.crowding import Crowding
 from knowledge.encoder import SentenceEncoder, Vectors
 from knowledge.evaluation import load_eval_set
 from knowledge.index import FaqIndex, IndexConfig, Snapshot, rank_with_vector
@@ -80,7 +81,10 @@ def test_a_faqs_own_alternative_phrasings_are_no_crowd(encoder: SentenceEncoder)
 
 
 def test_edits_and_a_restart_keep_the_crowding_a_fresh_build_has(
-    encoder: SentenceEncoder, demo_faq_entries: list[FaqEntry], tmp_path: Path
+    encoder: SentenceEncoder,
+    demo_faq_entries: list[FaqEntry],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     index = FaqIndex(encoder, CROWDED)
     index.sync(demo_faq_entries)
@@ -95,7 +99,13 @@ def test_edits_and_a_restart_keep_the_crowding_a_fresh_build_has(
     fresh.sync(edited)
     index.save(tmp_path / "knowledge")
     restarted = FaqIndex(encoder, CROWDED)
-    assert restarted.load(tmp_path / "knowledge")
+
+    def search_everything_again(*_args: object) -> None:
+        raise AssertionError("a restart searched every row's neighbours instead of reading them")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Crowding, "of_bank", search_everything_again)
+        assert restarted.load(tmp_path / "knowledge")
 
     expected = _crowding_by_text(fresh.snapshot)
     for kept in (index.snapshot, restarted.snapshot):
