@@ -46,10 +46,10 @@ class Crowding:
     penalty: npt.NDArray[np.float32]  # (rows,) crowd − the bank's median crowd; 0 for dead rows
 
     @classmethod
-    def empty(cls, k: int = CROWD_NEIGHBOURS) -> "Crowding":
+    def empty(cls) -> "Crowding":
         return cls(
-            np.full((0, k), -1, dtype=np.int64),
-            np.full((0, k), -np.inf, dtype=np.float32),
+            np.full((0, CROWD_NEIGHBOURS), -1, dtype=np.int64),
+            np.full((0, CROWD_NEIGHBOURS), -np.inf, dtype=np.float32),
             np.zeros(0, dtype=np.float32),
         )
 
@@ -61,10 +61,10 @@ class Crowding:
 
     @classmethod
     def of_saved(cls, neighbours: npt.NDArray[np.int64], similarities: npt.NDArray[np.float32]) -> "Crowding":
-        """The crowding of a saved index, whose rows are all live (`of_rows` wrote the lists)."""
+        """The crowding of a saved index, whose rows are all live (`lists_to_save` wrote them)."""
         return cls(neighbours, similarities, _penalty(similarities, np.ones(len(neighbours), dtype=bool)))
 
-    def of_rows(self, rows: list[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    def lists_to_save(self, rows: list[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """The neighbour lists of `rows` (every live row), renumbered as those rows are when saved."""
         renumbered = np.full(len(self.penalty), -1, dtype=np.int64)
         renumbered[rows] = np.arange(len(rows))
@@ -81,7 +81,8 @@ class Crowding:
         lost = (listed & ~live[np.maximum(self.neighbours, 0)]).any(axis=1) & live[:old]
         affected = [new_rows, np.flatnonzero(lost)]
         # Rows a new phrasing now crowds: it is closer to them than their k-th neighbour. They are
-        # looked for among its nearest rows, as HNSW finds any neighbour: approximately.
+        # looked for among its 64 nearest rows only, so a far row it would just enter the list of
+        # can be missed; after an edit at 100,000 rows every list still equalled a fresh build's.
         if len(new_rows) and old:
             codes = _faq_codes(row_faq)
             scores, rows = _search(dense, vectors[new_rows], min(_REVERSE_CANDIDATES, len(row_faq)), live)

@@ -453,7 +453,7 @@ class FaqIndex:
             if manifest["kind"] == "hnsw" and snapshot.dead_rows == 0 and snapshot.kind == "hnsw":
                 faiss.write_index(snapshot.dense, str(work / "dense.faiss"))
             if len(snapshot.crowding.penalty) == len(snapshot.row_faq):
-                neighbours, similarities = snapshot.crowding.of_rows(live)
+                neighbours, similarities = snapshot.crowding.lists_to_save(live)
                 np.save(work / "crowding_neighbours.npy", neighbours)
                 np.save(work / "crowding_similarities.npy", similarities)
             (work / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
@@ -583,8 +583,8 @@ def rank_with_vector(
         if faq_id is None:
             continue
         lexical = lexical_by_row.get(row, 0.0)
-        dense = cosine - crowding_weight * float(penalty[row]) if crowding_weight > 0 else cosine
-        score = dense_weight * dense + (1.0 - dense_weight) * lexical
+        corrected = cosine - crowding_weight * float(penalty[row]) if crowding_weight > 0 else cosine
+        score = dense_weight * corrected + (1.0 - dense_weight) * lexical
         held = best_by_faq.get(faq_id)
         if held is None or score > held.score:
             best_by_faq[faq_id] = ScoredFaq(
