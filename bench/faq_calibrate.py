@@ -50,7 +50,7 @@ from knowledge.text import normalise
 from knowledge.types import FaqEntry
 
 WEIGHTS = (1.0, 0.99, 0.98, 0.97, 0.95, 0.93, 0.9, 0.85, 0.8)
-ANSWER_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
+ANSWER_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0)
 CROWDING_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 MAX_OOD_ANSWERED = 0.04
 MIN_ANSWER_PRECISION = 0.95
