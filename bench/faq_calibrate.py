@@ -68,6 +68,7 @@ def main() -> None:
     texts = [normalise(q) for q, _ in dev.queries] + [normalise(q) for q in dev.out_of_domain]
     questions = EncodedQuestions(index.snapshot, texts, encoder)
     n_in = len(dev.queries)
+    truth = [faq for _, faq in dev.queries]
 
     def encoded(faqs: list[FaqEntry], queries: list[EvalQuery]) -> tuple[EncodedQuestions, list[str]]:
         other = FaqIndex(encoder, IndexConfig(crowding_weight=max(CROWDING_WEIGHTS)))
@@ -84,8 +85,7 @@ def main() -> None:
         """Figures of one setting; with a crowding weight, also on the sets worded by customers."""
         crowding = crowding_weight or 0.0
         ranked = questions.rank(weight, answer_weight, crowding)
-        demo_hit1, demo_mrr = hit1_and_mrr(ranked[:n_in], [faq for _, faq in dev.queries])
-        figures = [(demo_hit1, demo_mrr)]
+        figures = [hit1_and_mrr(ranked[:n_in], truth)]
         worded = worded_by_customers if crowding_weight is not None else []
         for other_questions, other_truth in others + worded:
             figures.append(hit1_and_mrr(other_questions.rank(weight, answer_weight, crowding), other_truth))
@@ -102,18 +102,15 @@ def main() -> None:
     # (the other sets have no answer texts, so only the demo FAQs can tell).
     rows: list[list[object]] = []
     best: tuple[float, float, float] = (-1.0, 1.0, 0.0)  # mean MRR, w, a
-    ranked_by_setting: dict[tuple[float, float], list[list[ScoredFaq]]] = {}
     for weight in WEIGHTS:
-        ranked, row = measure(weight, 0.0)
-        ranked_by_setting[weight, 0.0] = ranked
+        _, row = measure(weight, 0.0)
         rows.append(row[:-1])
         if float(row[-1]) > best[0] + 1e-9:  # type: ignore[arg-type]
             best = (float(row[-1]), weight, 0.0)  # type: ignore[arg-type]
     best_weight = best[1]
     best = (-1.0, best_weight, 0.0)
     for answer_weight in ANSWER_WEIGHTS:
-        ranked, row = measure(best_weight, answer_weight)
-        ranked_by_setting[best_weight, answer_weight] = ranked
+        _, row = measure(best_weight, answer_weight)
         if answer_weight:
             rows.append(row[:-1])
         if float(row[-1]) > best[0] + 1e-9:  # type: ignore[arg-type]
@@ -127,14 +124,12 @@ def main() -> None:
         crowding_ranked[crowding_weight] = ranked
         mean_mrr[crowding_weight] = float(row[-1])  # type: ignore[arg-type]
         rows.append(row[:-1])
-    demo_truth = [faq for _, faq in dev.queries]
-    demo_hit1 = {c: hit1_and_mrr(r[:n_in], demo_truth)[0] for c, r in crowding_ranked.items()}
+    demo_hit1 = {c: hit1_and_mrr(r[:n_in], truth)[0] for c, r in crowding_ranked.items()}
     keeping_demo = [c for c in CROWDING_WEIGHTS if demo_hit1[c] >= demo_hit1[0.0]]
     best_crowding_weight = max(keeping_demo, key=lambda c: (round(mean_mrr[c], 9), -c))
 
     ranked = crowding_ranked[best_crowding_weight]
     in_domain, ood = ranked[:n_in], ranked[n_in:]
-    truth = [faq for _, faq in dev.queries]
     answer, margin = _answer_thresholds(in_domain, truth, ood)
     suggest = _suggest_threshold(in_domain, truth, answer)
     answered_ood = sum(_top(r) >= answer and _gap(r) >= margin for r in ood)
