@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import Principal, SettingsDep
-from api.schemas import ErrorDetail
+from api.schemas.common import ErrorDetail
 
 STAFF_ID: Final = "staff"
 """The one staff identity until there are staff accounts: every token holder acts as it."""

@@ -17,7 +17,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from api import chat, faqs, handoffs, health, knowledge
+from api import errors
+from api.routes import chat, faqs, handoffs, health, knowledge
 from api.settings import get_api_settings
 from crm_store.db import create_engine_for, make_session_factory
 
@@ -62,9 +63,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     # FastAPI's default echoes each offending `input` back (a whole over-long body, say);
     # keep only where and what, which is the documented HTTPValidationError shape.
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    problems = exc.errors() if isinstance(exc, RequestValidationError) else []
     detail = [
-        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")} for e in errors
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")} for e in problems
     ]
     return JSONResponse(status_code=422, content={"detail": detail})
 
@@ -89,6 +90,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    errors.install(app)
     app.add_exception_handler(Exception, _unhandled_error)
 
     api_router = APIRouter(prefix="/api")

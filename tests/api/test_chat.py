@@ -8,7 +8,7 @@ import pytest
 from api_stubs import StubServices
 from fastapi.testclient import TestClient
 
-from api.chat import EMPTY_MESSAGE_REPLY, UNAVAILABLE_REPLY
+from api.routes.chat import EMPTY_MESSAGE_REPLY, UNAVAILABLE_REPLY
 
 TOO_LONG_REPLY = "您的消息有点长（超过 2000 字），请精简后再发给我，或分几次发送。"
 
@@ -214,7 +214,7 @@ def test_chat_failure_log_hides_message_and_sender(
 
     client.post("/api/chat", json={"sender": "secret-sender-7", "message": "我的手机号是13800138000"})
 
-    chat_records = [r for r in caplog.records if r.name == "api.chat"]
+    chat_records = [r for r in caplog.records if r.name == "api.routes.chat"]
     assert len(chat_records) == 1
     assert "ConnectError" in chat_records[0].getMessage()
     assert "13800138000" not in caplog.text

@@ -258,12 +258,12 @@ def test_a_failing_notice_does_not_fail_the_write(
             raise RuntimeError("index busy at /var/knowledge/faqs.index")
 
     app.state.knowledge = BrokenKnowledge()
-    with caplog.at_level(logging.WARNING, logger="api.faqs"):
+    with caplog.at_level(logging.WARNING, logger="api.routes.faqs"):
         response = client.post("/api/faqs", json=NEW_FAQ, headers=AUTH)
 
     assert response.status_code == 201
     assert client.get("/api/faqs/F025", headers=AUTH).status_code == 200
-    warnings = [record for record in caplog.records if record.name == "api.faqs"]
+    warnings = [record for record in caplog.records if record.name == "api.routes.faqs"]
     assert [record.getMessage() for record in warnings] == [
         "知识索引未能收到 FAQ 变更通知（RuntimeError），将由轮询补上"
     ]

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import AUTH_ERRORS, StaffDep
 from api.deps import SessionFactoryDep
-from api.faq_schemas import (
+from api.schemas.common import ErrorDetail
+from api.schemas.faqs import (
     FaqCreateIn,
     FaqOut,
     FaqStatsOut,
@@ -33,7 +34,6 @@ from api.faq_schemas import (
     UnansweredOut,
     UnansweredStatus,
 )
-from api.schemas import ErrorDetail
 from crm_store.faqs import (
     UNANSWERED_LIST_MAX,
     FaqConflict,

@@ -1,4 +1,4 @@
-"""Request and response bodies of the staff FAQ endpoints (`api.faqs`).
+"""Request and response bodies of the staff FAQ endpoints (`api.routes.faqs`).
 
 Request limits here only bound the size of a body. The FAQ rules themselves (question at most 200
 characters, answer at most 2000, at most 30 alternative phrasings...) are checked by

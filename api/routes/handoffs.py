@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import AUTH_ERRORS, STAFF_ID, StaffDep
 from api.deps import SessionFactoryDep
 from api.relay import CLOSING_TEXT
-from api.schemas import ErrorDetail, HandoffCaseOut, StaffReplyIn, StaffReplyOut
+from api.schemas.common import ErrorDetail
+from api.schemas.handoffs import HandoffCaseOut, StaffReplyIn, StaffReplyOut
 from crm_store.handoff import (
     HandoffCaseView,
     StaffReply,

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import HttpClientDep, PrincipalDep, SessionFactoryDep, SettingsDep
 from api.relay import Relay, relay_turn
-from api.schemas import SENDER_PATTERN, BotMessage, ChatRequest, clean_message
+from api.schemas.chat import SENDER_PATTERN, BotMessage, ChatRequest
+from api.schemas.common import clean_message
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from api.deps import EngineDep, HttpClientDep, SettingsDep, UptimeDep
-from api.schemas import (
+from api.schemas.health import (
     ComponentHealth,
     DatabaseHealth,
     HealthComponents,

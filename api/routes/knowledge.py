@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.schemas import ErrorDetail, clean_message
+from api.schemas.common import ErrorDetail, clean_message
 from knowledge.service import KnowledgeService
 from knowledge.types import Decision
 

@@ -1,0 +1,30 @@
+"""Bodies and helpers shared by every resource of the API."""
+
+import re
+
+from pydantic import BaseModel
+
+# C0/C1 control characters except "\n", plus lone surrogates: a JSON body may carry
+# "\ud800", which Python accepts but cannot encode as UTF-8 when forwarding.
+_UNWANTED_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_message(text: str) -> str:
+    """Normalise line ends and drop control characters, keeping newlines.
+
+    Tabs become spaces rather than vanishing, so "a<TAB>b" does not turn into "ab".
+
+    Args:
+        text: The message as the client sent it.
+
+    Returns:
+        The message with only printable characters and "\\n" line breaks.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    return _UNWANTED_CHARS.sub("", text)
+
+
+class ErrorDetail(BaseModel):
+    """An error explained in Chinese for the person using the API."""
+
+    detail: str
