@@ -1,7 +1,10 @@
-"""Complaints: the complaint form, filing the ticket, complaint status and satisfaction ratings."""
+"""Complaints: the complaint form, filing the ticket, complaint status and satisfaction ratings.
+
+What the customer's words mean (stop words, "no order", a rating) is decided by
+`crm_store.phrases`; filing, priority and deadline by `crm_store.complaints`.
+"""
 
 import logging
-import re
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -10,41 +13,51 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions.formatting import cn_time
-from actions.handoff import hand_off
-from actions.store import store_session
-from actions.turns import is_requested, latest_entity, latest_intent, latest_text
+from actions.support import (
+    StoreUnavailable,
+    domain_buttons,
+    hand_off,
+    is_requested,
+    latest_entity,
+    latest_intent,
+    latest_text,
+    store_or_apology,
+    store_session,
+    tell_open_tickets,
+    verified_customer,
+)
 from crm_store.complaints import (
-    check_rating,
-    create_complaint,
+    NO_ORDER,
+    REGISTERED_PHONE,
+    file_chat_complaint,
     infer_category,
-    open_tickets,
     rate_ticket,
     ticket_status,
 )
-from crm_store.customers import recent_orders, registered_phone, resolve_order_reference
+from crm_store.customers import recent_orders, resolve_order_reference
+from crm_store.errors import CrmError
+from crm_store.formatting import receipt_fields, ticket_status_fields
 from crm_store.handoff import rate_handoff, unrated_closed_case
 from crm_store.orders import get_order_status, parse_order_id
+from crm_store.phrases import describes_a_problem, means_no_order, named_category, parse_rating, wants_to_stop
 from crm_store.privacy import normalise_phone
-from crm_store.vocab import COMPLAINT_CATEGORIES
+from crm_store.vocab import COMPLAINT_CATEGORIES, HANDOFF_REASON_SERIOUS_COMPLAINT, TICKET_PRIORITY_HIGH
 
 logger = logging.getLogger(__name__)
 
-NO_ORDER = "无"
-HIGH_PRIORITY = "高"
-# The verified customer's phone on file, resolved when the ticket is filed.
-REGISTERED_PHONE = "预留号码"
-MIN_DESCRIPTION_CHARS = 4
-# Words that only say "I want to complain": what is left after them is the actual description.
-_COMPLAINT_WORDS = re.compile(
-    r"我要投诉|我想投诉|要投诉|投诉一下|投诉|我要反馈|反馈一下|差评|[，,。.!！?？~～\s]"
-)
-_STOP_WORDS = ("算了", "取消", "不投诉", "不用了", "不要了", "不弄了")
-_NONE_WORDS = ("没有", "无", "不涉及", "没订单", "不是订单")
+# The reply to a complaint the store refused, by the error's code; any other code gets the
+# general `utter_complaint_not_filed`.
+NOT_FILED_RESPONSES = {
+    "contact_phone_invalid": "utter_complaint_not_filed_phone",
+    "order_of_another_customer": "utter_complaint_not_filed_order",
+    "description_too_long": "utter_complaint_not_filed_too_long",
+    "no_assignee": "utter_complaint_not_filed_no_assignee",
+}
 
 
-def wants_to_stop(text: str) -> bool:
-    return any(word in text for word in _STOP_WORDS)
+def _activating(tracker: Tracker) -> bool:
+    """True on the message that starts the complaint form (it may already say what happened)."""
+    return tracker.get_slot("requested_slot") is None and latest_intent(tracker) == "file_complaint"
 
 
 class ValidateComplaintForm(FormValidationAction):
@@ -58,17 +71,14 @@ class ValidateComplaintForm(FormValidationAction):
         if is_requested(tracker, "complaint_description"):
             leaving = wants_to_stop(text) or latest_intent(tracker) in ("deny", "goodbye")
             return {} if leaving else {"complaint_description": text}
-        # "我要投诉，耳机左耳没声音" already says what happened: keep it instead of asking again.
-        activating = tracker.get_slot("requested_slot") is None and latest_intent(tracker) == "file_complaint"
-        if activating and len(_COMPLAINT_WORDS.sub("", text)) >= MIN_DESCRIPTION_CHARS:
-            return {"complaint_description": text}
-        return {}
+        # A first message that already says what happened is kept instead of asking again.
+        return {"complaint_description": text} if _activating(tracker) and describes_a_problem(text) else {}
 
     def validate_complaint_description(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         description = str(slot_value).strip()
-        if len(_COMPLAINT_WORDS.sub("", description)) < MIN_DESCRIPTION_CHARS:
+        if not describes_a_problem(description):
             dispatcher.utter_message(response="utter_complaint_description_too_short")
             return {"complaint_description": None}
         return {"complaint_description": description, "complaint_category_guess": infer_category(description)}
@@ -80,17 +90,16 @@ class ValidateComplaintForm(FormValidationAction):
         if mentioned:
             return {"complaint_order": mentioned}
         text = latest_text(tracker)
-        customer_id = tracker.get_slot("verified_customer_id")
+        customer_id = verified_customer(tracker)
         asked = is_requested(tracker, "complaint_order")
-        activating = tracker.get_slot("requested_slot") is None and latest_intent(tracker) == "file_complaint"
-        if not (asked or (activating and customer_id)) or wants_to_stop(text):
+        if not (asked or (_activating(tracker) and customer_id)) or wants_to_stop(text):
             return {}
-        if asked and (latest_intent(tracker) == "deny" or any(word in text for word in _NONE_WORDS)):
+        if asked and (latest_intent(tracker) == "deny" or means_no_order(text)):
             return {"complaint_order": NO_ORDER}
         if customer_id:
-            # "耳机那单", "第二个": one of the verified customer's orders, also in the first message.
+            # One of the verified customer's orders by position or product, also in the first message.
             with store_session() as session:
-                picked = resolve_order_reference(recent_orders(session, customer_id=str(customer_id)), text)
+                picked = resolve_order_reference(recent_orders(session, customer_id=customer_id), text)
             if picked is not None:
                 return {"complaint_order": picked.order_id}
         return {"complaint_order": text} if asked else {}
@@ -106,7 +115,7 @@ class ValidateComplaintForm(FormValidationAction):
             with store_session() as session:
                 if get_order_status(session, order_id=order_id) is not None:
                     return {"complaint_order": order_id}
-        # Words without a number ("还在吗") are not a wrong order number: just ask again.
+        # Words without a number are not a wrong order number: just ask again.
         if any(ch.isdigit() for ch in typed):
             dispatcher.utter_message(response="utter_complaint_order_unknown", order_id=typed)
         return {"complaint_order": None}
@@ -122,12 +131,12 @@ class ValidateComplaintForm(FormValidationAction):
         text = latest_text(tracker)
         if wants_to_stop(text):
             return {}
-        named = [category for category in COMPLAINT_CATEGORIES if category in text]
-        if len(named) == 1:
-            return {"complaint_category": named[0]}
+        named = named_category(text)
+        if named is not None:
+            return {"complaint_category": named}
         if latest_intent(tracker) == "affirm" and tracker.get_slot("complaint_category_guess"):
             return {"complaint_category": tracker.get_slot("complaint_category_guess")}
-        # "不对": drop the guess, so that the question becomes a plain choice of categories.
+        # A "no": drop the guess, so that the question becomes a plain choice of categories.
         return {"complaint_category": None, "complaint_category_guess": None}
 
     def validate_complaint_category(
@@ -147,7 +156,7 @@ class ValidateComplaintForm(FormValidationAction):
         # A "no" here can mean "not that number", so only explicit stop words cancel.
         if wants_to_stop(text):
             return {}
-        if latest_intent(tracker) == "affirm" and tracker.get_slot("verified_customer_id"):
+        if latest_intent(tracker) == "affirm" and verified_customer(tracker):
             return {"complaint_phone": REGISTERED_PHONE}
         return {"complaint_phone": text}
 
@@ -169,16 +178,17 @@ class ActionAskComplaintOrder(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        customer_id = tracker.get_slot("verified_customer_id")
+        customer_id = verified_customer(tracker)
         buttons = []
         if customer_id:
             with store_session() as session:
-                orders = recent_orders(session, customer_id=str(customer_id))
+                orders = recent_orders(session, customer_id=customer_id)
+            # Each order's label is data of the store ("11月18日 无线蓝牙耳机 Air3（运输中）").
             buttons = [
                 {"title": order.label, "payload": f'/inform{{"order_id":"{order.order_id}"}}'}
                 for order in orders
             ]
-        buttons.append({"title": "不涉及具体订单", "payload": "/deny"})
+        buttons += domain_buttons(domain, "utter_complaint_no_order_option")
         response = "utter_ask_complaint_order_listed" if customer_id else "utter_ask_complaint_order"
         dispatcher.utter_message(response=response, buttons=buttons)
         return []
@@ -192,10 +202,10 @@ class ActionAskComplaintCategory(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         guess = tracker.get_slot("complaint_category_guess")
+        # The categories are closed values of the store; the response's own "yes" button comes first.
         others = [c for c in COMPLAINT_CATEGORIES if c != guess]
         buttons = [{"title": c, "payload": f'/inform{{"complaint_category":"{c}"}}'} for c in others]
         if guess:
-            buttons.insert(0, {"title": f"对，是{guess}", "payload": "/affirm"})
             dispatcher.utter_message(
                 response="utter_ask_complaint_category_guess", guess=guess, buttons=buttons
             )
@@ -212,12 +222,9 @@ class ActionAskComplaintPhone(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         masked = tracker.get_slot("verified_phone_masked")
-        if tracker.get_slot("verified_customer_id") and masked:
-            dispatcher.utter_message(
-                response="utter_ask_complaint_phone_registered",
-                masked_phone=masked,
-                buttons=[{"title": "可以", "payload": "/affirm"}],
-            )
+        if verified_customer(tracker) and masked:
+            # The response carries its own "yes" button.
+            dispatcher.utter_message(response="utter_ask_complaint_phone_registered", masked_phone=masked)
         else:
             dispatcher.utter_message(response="utter_ask_complaint_phone")
         return []
@@ -232,62 +239,6 @@ _FORM_SLOTS = (
 )
 
 
-class ActionSubmitComplaint(Action):
-    def name(self) -> str:
-        return "action_submit_complaint"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        events: list[EventType] = [SlotSet(slot, None) for slot in _FORM_SLOTS]
-        customer_id = tracker.get_slot("verified_customer_id") or None
-        order = tracker.get_slot("complaint_order")
-        order = None if order in (None, NO_ORDER) else str(order)
-        description = str(tracker.get_slot("complaint_description") or "")
-        if order and not customer_id:
-            # Only a verified customer's complaint is linked to an order: anyone can type a number.
-            # Staff still see which order the person named.
-            description, order = f"{description}（提到的订单：{order}，身份未核实）", None
-        phone = str(tracker.get_slot("complaint_phone") or "")
-        try:
-            with store_session() as session:
-                if phone == REGISTERED_PHONE and customer_id:
-                    phone = registered_phone(session, customer_id=str(customer_id)) or ""
-                receipt = create_complaint(
-                    session,
-                    customer_id=str(customer_id) if customer_id else None,
-                    order_id=order,
-                    description=description,
-                    category=str(tracker.get_slot("complaint_category") or "其他"),
-                    contact_phone=phone,
-                    channel="web",
-                    # One form, one ticket: Rasa retries an action call that timed out.
-                    request_key=f"{tracker.sender_id}:{_form_started_at(tracker)}",
-                )
-                session.commit()
-        except (ValueError, LookupError) as problem:
-            logger.warning("complaint not filed: %s", type(problem).__name__)
-            dispatcher.utter_message(response="utter_complaint_not_filed", reason=str(problem))
-            return events
-        except SQLAlchemyError:
-            logger.exception("filing a complaint failed")
-            dispatcher.utter_message(response="utter_service_unavailable")
-            return events
-        dispatcher.utter_message(
-            response="utter_complaint_filed",
-            ticket_id=receipt.ticket_id,
-            category=receipt.category,
-            priority=receipt.priority,
-            assignee_role=receipt.assignee_role,
-            deadline=cn_time(receipt.deadline),
-        )
-        if receipt.priority == HIGH_PRIORITY:
-            # A serious complaint goes to a person now; the rating comes when that case closes.
-            return events + hand_off(dispatcher, tracker, reason="高优先级投诉", ticket_id=receipt.ticket_id)
-        dispatcher.utter_message(response="utter_ask_rating")
-        return [*events, SlotSet("rating_target", f"ticket:{receipt.ticket_id}")]
-
-
 def _form_started_at(tracker: Tracker) -> float:
     """When the complaint form of this conversation last became active (Rasa event timestamp)."""
     for event in reversed(tracker.events):
@@ -296,22 +247,41 @@ def _form_started_at(tracker: Tracker) -> float:
     return 0.0
 
 
-def list_open_tickets(dispatcher: CollectingDispatcher, customer_id: str) -> list[EventType]:
-    try:
-        with store_session() as session:
-            tickets = open_tickets(session, customer_id=customer_id)
-    except SQLAlchemyError:
-        logger.exception("listing open tickets failed")
-        dispatcher.utter_message(response="utter_service_unavailable")
-        return []
-    if not tickets:
-        dispatcher.utter_message(response="utter_no_open_tickets")
-        return []
-    lines = "\n".join(
-        f"{t.ticket_id}（{t.category or '其他'}）{t.status}，时限 {cn_time(t.deadline)}" for t in tickets
-    )
-    dispatcher.utter_message(response="utter_open_tickets", ticket_lines=lines)
-    return []
+class ActionSubmitComplaint(Action):
+    def name(self) -> str:
+        return "action_submit_complaint"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events: list[EventType] = [SlotSet(slot, None) for slot in _FORM_SLOTS]
+        try:
+            with store_or_apology(dispatcher, "filing a complaint") as session:
+                receipt = file_chat_complaint(
+                    session,
+                    customer_id=verified_customer(tracker),
+                    order=tracker.get_slot("complaint_order"),
+                    description=str(tracker.get_slot("complaint_description") or ""),
+                    category=tracker.get_slot("complaint_category"),
+                    contact_phone=str(tracker.get_slot("complaint_phone") or ""),
+                    # One form, one ticket: Rasa retries an action call that timed out.
+                    request_key=f"{tracker.sender_id}:{_form_started_at(tracker)}",
+                )
+                session.commit()
+        except StoreUnavailable:
+            return events
+        except CrmError as refusal:
+            logger.warning("complaint not filed: %s", refusal.code)
+            response = NOT_FILED_RESPONSES.get(refusal.code, "utter_complaint_not_filed")
+            dispatcher.utter_message(response=response, **refusal.data)
+            return events
+        dispatcher.utter_message(response="utter_complaint_filed", **receipt_fields(receipt))
+        if receipt.priority == TICKET_PRIORITY_HIGH:
+            # A serious complaint goes to a person now; the rating comes when that case closes.
+            reason = HANDOFF_REASON_SERIOUS_COMPLAINT
+            return events + hand_off(dispatcher, tracker, reason=reason, ticket_id=receipt.ticket_id)
+        dispatcher.utter_message(response="utter_ask_rating")
+        return [*events, SlotSet("rating_target", f"ticket:{receipt.ticket_id}")]
 
 
 class ActionCheckComplaintStatus(Action):
@@ -323,54 +293,38 @@ class ActionCheckComplaintStatus(Action):
     ) -> list[EventType]:
         events: list[EventType] = [SlotSet("ticket_id", None)]
         ticket_id = tracker.get_slot("ticket_id")
-        customer_id = tracker.get_slot("verified_customer_id")
+        customer_id = verified_customer(tracker)
         if not ticket_id:
             if customer_id:
-                return events + list_open_tickets(dispatcher, str(customer_id))
+                return events + tell_open_tickets(dispatcher, customer_id)
             dispatcher.utter_message(response="utter_ask_ticket_id")
             return events
         try:
-            with store_session() as session:
+            with store_or_apology(dispatcher, "looking up a ticket") as session:
                 view = ticket_status(session, ticket_id=str(ticket_id))
-        except SQLAlchemyError:
-            logger.exception("ticket lookup failed")
-            dispatcher.utter_message(response="utter_service_unavailable")
+        except StoreUnavailable:
             return events
         if view is None:
             dispatcher.utter_message(response="utter_ticket_not_found", ticket_id=str(ticket_id)[:20])
             return events
-        dispatcher.utter_message(
-            response="utter_ticket_status",
-            ticket_id=view.ticket_id,
-            category=view.category or "其他",
-            status=view.status,
-            assignee_role=view.assignee_role or "客服",
-            deadline=cn_time(view.deadline),
-        )
+        dispatcher.utter_message(response="utter_ticket_status", **ticket_status_fields(view))
         if view.is_overdue:
             dispatcher.utter_message(response="utter_ticket_overdue")
         return events
 
 
-_DIGIT = re.compile(r"[1-5]")
-_CHINESE_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+def _rating_target(tracker: Tracker) -> str:
+    """What the rating is about: the slot, else the conversation's closed hand-off case still unrated.
 
-
-def parse_rating(entity: str | None, text: str) -> int | None:
-    """1–5 from a button payload, "4分", "五星" or "非常满意"."""
-    for candidate in (entity or "", text):
-        if match := _DIGIT.search(candidate):
-            return int(match.group())
-        for word, value in _CHINESE_DIGITS.items():
-            if word in candidate:
-                return value
-    if "非常满意" in text or "很满意" in text or "满分" in text:
-        return 5
-    if "不满意" in text or "太差" in text:
-        return 1
-    if "满意" in text:
-        return 4
-    return None
+    The buttons shown when a person closes a case come back as an ordinary message, so the case
+    is found in the store rather than remembered.
+    """
+    target = str(tracker.get_slot("rating_target") or "")
+    if target:
+        return target
+    with store_session() as session:
+        case_id = unrated_closed_case(session, conversation=tracker.sender_id)
+    return f"handoff:{case_id}" if case_id is not None else ""
 
 
 class ActionStoreRating(Action):
@@ -380,12 +334,7 @@ class ActionStoreRating(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        target = str(tracker.get_slot("rating_target") or "")
-        if not target:
-            # The buttons shown when a person closes a hand-off case: rate that case.
-            with store_session() as session:
-                case_id = unrated_closed_case(session, conversation=tracker.sender_id)
-            target = f"handoff:{case_id}" if case_id is not None else ""
+        target = _rating_target(tracker)
         if not target:
             dispatcher.utter_message(response="utter_nothing_to_rate")
             return []
@@ -397,11 +346,12 @@ class ActionStoreRating(Action):
         try:
             with store_session() as session:
                 if kind == "ticket":
-                    rate_ticket(session, ticket_id=ident, rating=check_rating(rating))
+                    rate_ticket(session, ticket_id=ident, rating=rating)
                 elif kind == "handoff":
-                    rate_handoff(session, case_id=int(ident), rating=check_rating(rating))
+                    rate_handoff(session, case_id=int(ident), rating=rating)
                 session.commit()
-        except (ValueError, LookupError):
+        except (CrmError, ValueError):
+            # ValueError: a case id in the slot that is not a number (int()).
             logger.warning("rating not stored for %s", kind)
             dispatcher.utter_message(response="utter_nothing_to_rate")
             return [SlotSet("rating_target", None)]

@@ -1,68 +1,26 @@
 """Hand-off to a person: on request, after two misunderstandings in a row, or for a serious complaint.
 
-Opening a case is all the bot does: while the case is open the API keeps the conversation away
-from Rasa and relays staff replies (api/chat.py), so the bot is paused without Rasa's help.
+Opening a case is all the bot does (`actions.support.hand_off`): while the case is open the API
+keeps the conversation away from Rasa and relays staff replies, so the bot is paused without
+Rasa's help.
 """
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-from sqlalchemy.exc import SQLAlchemyError
 
-from actions.faq import respond_from_faqs
-from actions.formatting import cn_time
-from actions.store import store_session
-from actions.turns import latest_text
-from crm_store.handoff import open_handoff
+from actions.support import domain_buttons, hand_off, latest_text, respond_from_faqs
+from crm_store.vocab import HANDOFF_REASON_ASKED, HANDOFF_REASON_NOT_UNDERSTOOD
 from knowledge.questions import looks_like_question
 
 logger = logging.getLogger(__name__)
 
 FALLBACK_ACTION = "action_handle_fallback"
-
-
-def transcript_of(tracker: Tracker) -> list[dict[str, Any]]:
-    """What the customer and the bot said so far, for the person who takes over."""
-    entries = []
-    for event in tracker.events:
-        kind = event.get("event")
-        if kind in ("user", "bot") and event.get("text"):
-            at = datetime.fromtimestamp(float(event.get("timestamp") or 0), tz=UTC).isoformat()
-            entries.append({"who": "customer" if kind == "user" else "bot", "text": event["text"], "at": at})
-    return entries
-
-
-def hand_off(
-    dispatcher: CollectingDispatcher, tracker: Tracker, *, reason: str, ticket_id: str | None = None
-) -> list[EventType]:
-    customer_id = tracker.get_slot("verified_customer_id") or None
-    try:
-        with store_session() as session:
-            opening = open_handoff(
-                session,
-                conversation=tracker.sender_id,
-                reason=reason,
-                customer_id=str(customer_id) if customer_id else None,
-                ticket_id=ticket_id,
-                transcript=transcript_of(tracker),
-            )
-            session.commit()
-    except (SQLAlchemyError, LookupError, ValueError):
-        logger.exception("opening a hand-off case failed")
-        dispatcher.utter_message(response="utter_handoff_failed")
-        return []
-    if opening.answer_from is None:
-        dispatcher.utter_message(response="utter_handoff_opened")
-    else:
-        dispatcher.utter_message(
-            response="utter_handoff_after_hours", answer_from=cn_time(opening.answer_from)
-        )
-    return []
+MAX_OFFERED = 3
 
 
 class ActionRequestHuman(Action):
@@ -72,7 +30,7 @@ class ActionRequestHuman(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        return hand_off(dispatcher, tracker, reason="客户要求")
+        return hand_off(dispatcher, tracker, reason=HANDOFF_REASON_ASKED)
 
 
 def _previous_turn_was_a_fallback(tracker: Tracker) -> bool:
@@ -106,24 +64,14 @@ def _answers_from_faqs(event: dict[str, Any]) -> bool:
     return any(str(button.get("payload", "")).startswith("/ask_faq") for button in buttons)
 
 
-# What a customer can be offered when the classifier is unsure, in the customer's words.
-OFFERED_INTENTS: dict[str, str] = {
-    "check_order_status": "查订单物流",
-    "list_my_orders": "看我的订单",
-    "file_complaint": "我要投诉",
-    "check_complaint_status": "查投诉进度",
-    "ask_faq": "咨询常见问题",
-    "unsubscribe": "退订消息",
-    "request_human": "转人工客服",
-}
-MAX_OFFERED = 3
-
-
-def likeliest_offers(tracker: Tracker) -> list[dict[str, str]]:
-    """Buttons for the likeliest intents the customer may have meant, best first."""
-    ranking = tracker.latest_message.get("intent_ranking") or []
-    names = [str(entry.get("name")) for entry in ranking if entry.get("name") in OFFERED_INTENTS]
-    return [{"title": OFFERED_INTENTS[name], "payload": f"/{name}"} for name in names[:MAX_OFFERED]]
+def likeliest_offers(tracker: Tracker, domain: DomainDict) -> list[dict[str, str]]:
+    """The buttons of `utter_clarify_offers` for the intents the customer likeliest meant, best first."""
+    offers = {
+        button["payload"].removeprefix("/"): button
+        for button in domain_buttons(domain, "utter_clarify_offers")
+    }
+    ranking = [str(entry.get("name")) for entry in tracker.latest_message.get("intent_ranking") or []]
+    return [offers[name] for name in ranking if name in offers][:MAX_OFFERED]
 
 
 class ActionHandleFallback(Action):
@@ -141,16 +89,15 @@ class ActionHandleFallback(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         text = latest_text(tracker)
+        events: list[EventType] = []
         if looks_like_question(text):
-            result, events = respond_from_faqs(dispatcher, text, admit_none=False)
+            result, events = respond_from_faqs(dispatcher, domain, text, admit_none=False)
             if result is None or result.decision != "none":
                 return events
-        else:
-            events = []
         if _previous_turn_was_a_fallback(tracker):
             dispatcher.utter_message(response="utter_fallback_to_human")
-            return [*events, *hand_off(dispatcher, tracker, reason="连续未理解")]
-        offers = likeliest_offers(tracker)
+            return [*events, *hand_off(dispatcher, tracker, reason=HANDOFF_REASON_NOT_UNDERSTOOD)]
+        offers = likeliest_offers(tracker, domain)
         if offers:
             dispatcher.utter_message(response="utter_clarify", buttons=offers)
         else:

@@ -11,14 +11,21 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-from sqlalchemy.exc import SQLAlchemyError
 
-from actions.complaints import list_open_tickets
-from actions.orders import tell_order_status
-from actions.store import store_session
-from actions.turns import is_requested, latest_entity, latest_intent, latest_text
-from crm_store.customers import find_customer_by_phone, recent_orders, resolve_order_reference, set_opt_out
-from crm_store.identity import verify_customer
+from actions.support import (
+    StoreUnavailable,
+    is_requested,
+    latest_entity,
+    latest_intent,
+    latest_text,
+    store_or_apology,
+    tell_open_tickets,
+    verified_customer,
+)
+from crm_store.customers import opt_out_from_chat, recent_orders
+from crm_store.errors import NotFound
+from crm_store.formatting import order_lines
+from crm_store.identity import Verification, verify_customer
 from crm_store.orders import parse_order_id
 from crm_store.privacy import conversation_key, mask_phone, normalise_phone
 
@@ -48,11 +55,6 @@ def extract_phone(tracker: Tracker, slot: str) -> dict[str, Any]:
 def extract_order_number(tracker: Tracker, slot: str) -> dict[str, Any]:
     order_id = latest_entity(tracker, "order_id") or _typed_answer(tracker, slot)
     return {slot: order_id} if order_id else {}
-
-
-def verified_customer(tracker: Tracker) -> str | None:
-    value = tracker.get_slot("verified_customer_id")
-    return str(value) if value else None
 
 
 class ValidateVerifyForm(FormValidationAction):
@@ -99,28 +101,19 @@ class ValidateVerifyForm(FormValidationAction):
         # The order number was only given to prove identity: it must not start an order lookup.
         cleared = {"order_id": None}
         try:
-            with store_session() as session:
+            with store_or_apology(dispatcher, "verifying a customer") as session:
                 result = verify_customer(
                     session, conversation=tracker.sender_id, phone=phone, order_id=order_id
                 )
                 session.commit()
-        except SQLAlchemyError:
-            logger.exception("verification failed in the store")
-            dispatcher.utter_message(response="utter_service_unavailable")
+        except StoreUnavailable:
             return {**cleared, "verify_phone": _LOCKED, "verify_order_id": _LOCKED}
         if result.verified:
-            dispatcher.utter_message(
-                response="utter_verified",
-                customer_label=result.display_name,
-                masked_phone=result.masked_phone,
-            )
             return {
                 **cleared,
                 "verify_phone": phone,
                 "verify_order_id": order_id,
-                "verified_customer_id": result.customer_id,
-                "customer_label": result.display_name,
-                "verified_phone_masked": result.masked_phone,
+                **_verified(dispatcher, result),
             }
         if result.outcome == "locked" and result.locked_until is not None:
             dispatcher.utter_message(response="utter_verify_locked", until=f"{result.locked_until:%H:%M}")
@@ -130,6 +123,18 @@ class ValidateVerifyForm(FormValidationAction):
         else:
             dispatcher.utter_message(response="utter_verify_mismatch", attempts_left=result.attempts_left)
         return {**cleared, "verify_phone": None, "verify_order_id": None}
+
+
+def _verified(dispatcher: CollectingDispatcher, result: Verification) -> dict[str, Any]:
+    """Greet the customer who proved who they are; the slots that remember it for the session."""
+    dispatcher.utter_message(
+        response="utter_verified", customer_label=result.display_name, masked_phone=result.masked_phone
+    )
+    return {
+        "verified_customer_id": result.customer_id,
+        "customer_label": result.display_name,
+        "verified_phone_masked": result.masked_phone,
+    }
 
 
 def request_before_verification(tracker: Tracker) -> str | None:
@@ -150,21 +155,19 @@ def request_before_verification(tracker: Tracker) -> str | None:
 
 def list_orders(dispatcher: CollectingDispatcher, customer_id: str) -> list[EventType]:
     try:
-        with store_session() as session:
+        with store_or_apology(dispatcher, "listing the customer's orders") as session:
             orders = recent_orders(session, customer_id=customer_id)
-    except SQLAlchemyError:
-        logger.exception("listing the customer's orders failed")
-        dispatcher.utter_message(response="utter_service_unavailable")
+    except StoreUnavailable:
         return []
     if not orders:
         dispatcher.utter_message(response="utter_no_orders")
         return [SlotSet("listed_orders", [])]
-    lines = "\n".join(f"{n}. {order.label}" for n, order in enumerate(orders, start=1))
+    # Each button is the order's position and number, data of the store.
     buttons = [
         {"title": f"{n}. {order.order_id}", "payload": f'/inform{{"order_id":"{order.order_id}"}}'}
         for n, order in enumerate(orders, start=1)
     ]
-    dispatcher.utter_message(response="utter_my_orders", order_lines=lines, buttons=buttons)
+    dispatcher.utter_message(response="utter_my_orders", order_lines=order_lines(orders), buttons=buttons)
     return [SlotSet("listed_orders", [order.order_id for order in orders])]
 
 
@@ -185,7 +188,7 @@ class ActionAfterVerification(Action):
         if request == "list_my_orders":
             events += list_orders(dispatcher, customer_id)
         elif request == "check_complaint_status":
-            events += list_open_tickets(dispatcher, customer_id)
+            events += tell_open_tickets(dispatcher, customer_id)
         elif request == "unsubscribe":
             events += unsubscribe(dispatcher, tracker, customer_id=customer_id, phone=None)
         else:
@@ -206,35 +209,6 @@ class ActionListMyOrders(Action):
             dispatcher.utter_message(response="utter_verification_needed")
             return []
         return list_orders(dispatcher, customer_id)
-
-
-class ActionPickListedOrder(Action):
-    """ "第二个" or "耳机那单" after the list of orders: show that order."""
-
-    def name(self) -> str:
-        return "action_pick_listed_order"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        customer_id = verified_customer(tracker)
-        listed = tracker.get_slot("listed_orders") or []
-        if customer_id is None or not listed:
-            dispatcher.utter_message(response="utter_default")
-            return []
-        try:
-            with store_session() as session:
-                orders = [o for o in recent_orders(session, customer_id=customer_id) if o.order_id in listed]
-        except SQLAlchemyError:
-            logger.exception("resolving a listed order failed")
-            dispatcher.utter_message(response="utter_service_unavailable")
-            return []
-        picked = resolve_order_reference(orders, latest_text(tracker))
-        if picked is None:
-            dispatcher.utter_message(response="utter_which_listed_order")
-            return []
-        tell_order_status(dispatcher, picked.order_id)
-        return [SlotSet("order_id", None)]
 
 
 class ValidateUnsubscribeForm(FormValidationAction):
@@ -260,31 +234,19 @@ def unsubscribe(
 ) -> list[EventType]:
     """Opt out the verified customer, or the customer whose phone this is."""
     events: list[EventType] = [SlotSet("unsubscribe_phone", None)]
-    masked = str(tracker.get_slot("verified_phone_masked") or "")
     try:
-        with store_session() as session:
-            if customer_id is None:
-                customer = find_customer_by_phone(session, str(phone))
-                if customer is None:
-                    dispatcher.utter_message(
-                        response="utter_unsubscribe_phone_unknown", masked_phone=mask_phone(str(phone))
-                    )
-                    return events
-                customer_id, masked = customer.customer_id, mask_phone(customer.phone)
-            changed = set_opt_out(
-                session,
-                customer_id=customer_id,
-                actor_role="customer",
-                actor_id=conversation_key(tracker.sender_id),
+        with store_or_apology(dispatcher, "opting out") as session:
+            done = opt_out_from_chat(
+                session, customer_id=customer_id, phone=phone, actor_id=conversation_key(tracker.sender_id)
             )
             session.commit()
-    except SQLAlchemyError:
-        logger.exception("opting out failed")
-        dispatcher.utter_message(response="utter_service_unavailable")
+    except StoreUnavailable:
         return events
-    dispatcher.utter_message(
-        response="utter_unsubscribed" if changed else "utter_already_unsubscribed", masked_phone=masked
-    )
+    except NotFound:
+        dispatcher.utter_message(response="utter_unsubscribe_phone_unknown", masked_phone=mask_phone(phone))
+        return events
+    response = "utter_unsubscribed" if done.changed else "utter_already_unsubscribed"
+    dispatcher.utter_message(response=response, masked_phone=done.masked_phone)
     return events
 
 

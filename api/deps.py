@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.settings import ApiSettings, get_api_settings
+from crm_store.settings import ApiSettings, get_api_settings
 
 Role = Literal["customer", "staff", "manager"]
 

@@ -4,7 +4,6 @@ Run with `uvicorn api.main:app`. Tests call `create_app()` for a fresh app per t
 """
 
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +18,9 @@ from fastapi_offline import FastAPIOffline
 
 from api import errors
 from api.routes import chat, faqs, handoffs, health, knowledge
-from api.settings import get_api_settings
 from crm_store.db import create_engine_for, make_session_factory
+from crm_store.settings import get_api_settings, get_knowledge_settings
+from knowledge.holder import KnowledgeHolder
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.knowledge = knowledge.KnowledgeHolder(app.state.session_factory)
-    if os.environ.get("KNOWLEDGE_WARM_UP") == "1":
+    app.state.knowledge = KnowledgeHolder(app.state.session_factory)
+    if get_knowledge_settings().warm_up:
         app.state.knowledge.start_loading()
     app.state.http_client = http_client
     app.state.started_at = time.monotonic()

@@ -2,6 +2,10 @@
 
     .venv-app/bin/python -m bench.faq_calibrate
 
+calibrates the product's encoder. With KNOWLEDGE_MODEL set (`KNOWLEDGE_MODEL=var/models/
+multilingual-e5-small`, the base model that serves until the tuned one is ready), it calibrates
+that model instead, and its table goes to bench/results/faq_calibration-<model directory>.md.
+
 Data, all written for this project: the demo FAQs with bench/data/faq_dev_paraphrases.json
 (120 paraphrases, 25 questions no FAQ answers) and faq_dev_demo_second.json (237 more colloquial
 paraphrases, 35 questions no FAQ answers), taken together; bench/data/faq_dev_general.json (400 FAQs
@@ -14,7 +18,7 @@ chit-chat), faq_dev_finance_cs.json (consumer-finance customer service) and
 faq_dev_everyday_qa.json (Q&A-community questions). Of the last six, only the queries of the FAQs
 the encoder was not tuned on are here (the other half trains it: knowledge.general_tuning);
 every FAQ stays in the bank. The public
-sets in ../shared/eval are test sets and are never used here, nor are the held-out paraphrases
+sets (docs/evaluation-sets.md) are test sets and are never used here, nor are the held-out paraphrases
 under tests/knowledge/data.
 
 Every question is ranked as `FaqIndex.rank` ranks it, its sound-alike reading included
@@ -45,7 +49,7 @@ from bench.results_table import report
 from knowledge.encoder import SentenceEncoder
 from knowledge.evaluation import EvalQuery, load_eval_set
 from knowledge.index import FaqIndex, IndexConfig, ScoredFaq
-from knowledge.settings import general_model_dir
+from knowledge.settings import SERVICE_MODEL_DIR, general_model_dir, get_knowledge_settings
 from knowledge.text import normalise
 from knowledge.types import FaqEntry
 
@@ -58,7 +62,8 @@ MIN_SUGGEST_RECALL = 0.95
 
 
 def main() -> None:
-    encoder = SentenceEncoder(general_model_dir())
+    model = get_knowledge_settings().model or general_model_dir()
+    encoder = SentenceEncoder(model)
     # Answers are encoded, and crowding kept, only for an index whose score reads them.
     index = FaqIndex(
         encoder, IndexConfig(answer_weight=max(ANSWER_WEIGHTS), crowding_weight=max(CROWDING_WEIGHTS))
@@ -147,15 +152,17 @@ def main() -> None:
             f"out-of-domain answered {answered_ood}/{len(ood)}, suggested {suggested_ood}",
         ]
     )
+    product = model.resolve() == SERVICE_MODEL_DIR.resolve()
     report(
-        "faq_calibration",
+        "faq_calibration" if product else f"faq_calibration-{model.name}",
         "FAQ fusion weights and decision thresholds (dev sets: demo FAQs / "
         f"{' / '.join(CORPUS_DEV_SETS)}; rows with c: then the same six worded by customers)",
         ["setting", "hit@1", "MRR", "answers (demo)", "out of domain (demo)"],
         rows,
         note="Copy the chosen values into knowledge/settings.py (KNOWLEDGE_DENSE_WEIGHT, "
         "KNOWLEDGE_ANSWER_WEIGHT, KNOWLEDGE_CROWDING_WEIGHT, KNOWLEDGE_ANSWER_SCORE, "
-        "KNOWLEDGE_ANSWER_MARGIN, KNOWLEDGE_SUGGEST_SCORE).",
+        "KNOWLEDGE_ANSWER_MARGIN, KNOWLEDGE_SUGGEST_SCORE); for another model, into "
+        "knowledge/calibration.py.",
     )
 
 

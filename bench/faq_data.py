@@ -15,15 +15,15 @@ DEV_PARAPHRASES = BENCH_DATA / "faq_dev_paraphrases.json"
 # A second set for the demo FAQs, written later by another helper in a more colloquial mix:
 # keyword queries, stories before the question, pinyin typos, a product named in a policy question.
 SECOND_DEV_PARAPHRASES = BENCH_DATA / "faq_dev_demo_second.json"
-# Ours, in the format of ../shared/eval/faq. The six sets below keep the queries of half their
-# FAQs; the other half's train the encoder (knowledge/data/paraphrase_corpus.json).
+# Ours, in the format of the public FAQ sets (docs/evaluation-sets.md). The six sets below keep
+# the queries of half their FAQs; the other half's train the encoder (knowledge/data/paraphrase_corpus.json).
 # 400 FAQs in four domains, paraphrases that avoid the FAQ's words.
 GENERAL_DEV = BENCH_DATA / "faq_dev_general.json"
 # 300 FAQs, paraphrases that are mostly small edits, like real user traffic.
 USER_TRAFFIC_DEV = BENCH_DATA / "faq_dev_usertraffic.json"
 # Near-duplicate FAQs (one product, action or condition apart) and noisy real-traffic queries.
 REAL_TRAFFIC_DEV = BENCH_DATA / "faq_dev_realtraffic.json"
-# Three more, each 300 FAQs written by a helper that never saw ../shared/eval: a phone assistant
+# Three more, each 300 FAQs written by a helper that never saw the public sets: a phone assistant
 # and chit-chat, consumer-finance customer service, Q&A-community questions; near-duplicate FAQs.
 ASSISTANT_CHAT_DEV = BENCH_DATA / "faq_dev_assistant_chat.json"
 FINANCE_DEV = BENCH_DATA / "faq_dev_finance_cs.json"
@@ -37,7 +37,9 @@ CORPUS_DEV_SETS = {
     "finance": FINANCE_DEV,
     "everyday Q&A": EVERYDAY_QA_DEV,
 }
-SHARED_FAQ_EVAL = demo_fixture_dir().parents[1] / "eval" / "faq"
+# LCQMC and OPPO are for research use only, so they are not shipped: docs/evaluation-sets.md says
+# where to get them and how to place them here (git ignores the folder).
+PUBLIC_FAQ_EVAL = BENCH_DATA / "public" / "faq"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Measures the product's retrieval as configured (knowledge.settings: the encoder 
 model_path(), the index kind, the fusion and answer weights) with knowledge.evaluation.evaluate, which
 searches every query alone, its encoding included in its latency. Sets:
 
-- ../shared/eval/faq/lcqmc_dev.json and oppo_dev.json (7,421 public queries): dense only
+- bench/data/public/faq/lcqmc_dev.json and oppo_dev.json (7,421 public queries, research use only, so
+  not shipped: docs/evaluation-sets.md says where to get them; a missing one is skipped): dense only
   (w = 1.0, no answer relevance) and the product's setting (its fusion and answer weights),
   beside the baselines published with the sets;
 - the demo company's FAQs with our two dev sets (bench/data/faq_dev_paraphrases.json and
@@ -32,7 +33,7 @@ from rich.console import Console
 from rich.progress import track
 
 from bench.cpu_load import OtherLoad
-from bench.faq_data import DEV_PARAPHRASES, SECOND_DEV_PARAPHRASES, SHARED_FAQ_EVAL, demo_faqs, paraphrase_set
+from bench.faq_data import DEV_PARAPHRASES, PUBLIC_FAQ_EVAL, SECOND_DEV_PARAPHRASES, demo_faqs, paraphrase_set
 from bench.results_table import report
 from crmbot.paths import PROJECT_ROOT
 from knowledge.decision import Thresholds, decide
@@ -45,7 +46,7 @@ from knowledge.types import FaqEntry
 
 HELD_OUT_PARAPHRASES = PROJECT_ROOT / "tests" / "knowledge" / "data" / "faq_heldout_paraphrases.json"
 PUBLIC_SETS = (("lcqmc_dev.json", "LCQMC dev"), ("oppo_dev.json", "OPPO dev"))
-# hit@1, hit@5, MRR as published in ../shared/eval/README.md (FAQ questions alone, ranked by
+# hit@1, hit@5, MRR as published with the sets (docs/evaluation-sets.md) (FAQ questions alone, ranked by
 # cosine similarity). Copied, not re-measured.
 BASELINES: dict[str, tuple[tuple[str, float, float, float], ...]] = {
     "lcqmc_dev.json": (
@@ -84,7 +85,11 @@ def main() -> None:
 
     rows: list[list[object]] = []
     for file, label in PUBLIC_SETS:
-        faqs, queries = load_eval_set(SHARED_FAQ_EVAL / file)
+        if not (PUBLIC_FAQ_EVAL / file).is_file():
+            print(f"skipping {label}: {PUBLIC_FAQ_EVAL / file} is missing (see docs/evaluation-sets.md)")
+            rows.append([label, "not measured: set not present (docs/evaluation-sets.md)", *[NA] * 7])
+            continue
+        faqs, queries = load_eval_set(PUBLIC_FAQ_EVAL / file)
         size = f"{len(faqs)} / {len(queries)}"
         for name, hit1, hit5, mrr in BASELINES[file]:
             rows.append([label, name, size, f"{hit1:.3f}", f"{hit5:.3f}", f"{mrr:.3f}", NA, NA, NA])
@@ -138,7 +143,7 @@ def main() -> None:
             f"index kind {hybrid.kind} (flat up to {hybrid.flat_max_vectors:,} vectors); "
             f"thresholds answer ≥ {rules.answer_score}, margin ≥ {rules.answer_margin}, "
             f"suggest ≥ {rules.suggest_score}.\n\n"
-            "- Baselines: the figures published in ../shared/eval/README.md (FAQ questions alone, "
+            "- Baselines: the figures published with the sets (docs/evaluation-sets.md; FAQ questions alone, "
             "ranked by cosine similarity), copied here, not re-measured.\n"
             "- The public sets are test sets: measured only; no weight or threshold was chosen on them. "
             "They have no answer texts, so the answer weight does not change their ranking.\n"

@@ -2,7 +2,7 @@
 
     .venv-app/bin/python -m bench.faq_unseen_style        (about ten minutes on two cores)
 
-The public sets (../shared/eval/faq) are user sentences from a Q&A community and a voice
+The public sets (docs/evaluation-sets.md) are user sentences from a Q&A community and a voice
 assistant, written by nobody on this project; they are test sets, so nothing may be chosen on
 them. This benchmark stands in for them with our own data: it tunes the base model exactly as
 set-up does (knowledge.general_tuning.build, the product's tuned share), but without the corpus
@@ -34,10 +34,10 @@ from bench.faq_ranking import EncodedQuestions, hit1_and_mrr
 from bench.results_table import report
 from knowledge.encoder import SentenceEncoder
 from knowledge.evaluation import load_eval_set
-from knowledge.general_tuning import CORPUS, build
 from knowledge.index import FaqIndex
 from knowledge.settings import BASE_MODEL_DIR, SERVICE_MODEL_DIR
 from knowledge.text import normalise
+from knowledge.training.general_tuning import CORPUS, build
 
 LEFT_OUT_SETS = ("assistant_general", "assistant_chat", "everyday_qa")
 UNSEEN_DEV_SETS = ("assistant chat", "everyday Q&A")

@@ -17,7 +17,7 @@ def run_rasa(*args: str, cache: str | None = None) -> None:
     if cache is not None:
         env["RASA_CACHE_DIRECTORY"] = cache
     done = subprocess.run(
-        [str(paths.RASA_BIN), *args], cwd=paths.PROJECT_ROOT, env=env, capture_output=True, text=True
+        [str(paths.rasa_bin()), *args], cwd=paths.PROJECT_ROOT, env=env, capture_output=True, text=True
     )
     if done.returncode != 0:
         raise SystemExit(f"rasa {' '.join(args[:2])} failed:\n{done.stderr[-3000:]}")

@@ -1,6 +1,6 @@
 """Complaints: category, priority, SLA deadline, assignee, the ticket itself, its status and rating.
 
-The rules are the standard complaint procedure of REQUIREMENTS §4 (record, categorise, assign,
+The rules are the standard complaint procedure of docs/requirements.md §4 (record, categorise, assign,
 deadline, escalate). Their defaults are the constants below, each documented; the product owner may
 change them. Everything a customer is shown names a role ("华东区客服专员"), never an employee.
 """
@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_store import clock
-from crm_store.customers import customer_value_tier
+from crm_store.customers import customer_value_tier, registered_phone
+from crm_store.errors import Invalid, NotFound, Unavailable
 from crm_store.ids import add_with_new_id
 from crm_store.models import AuditLog, Customer, Employee, Interaction, Order, Outbox, Ticket
 from crm_store.orders import parse_order_id
@@ -215,12 +216,11 @@ def sla_deadline(priority: str, opened_at: datetime) -> datetime:
     made at 23:00 cannot fall due at 3:00, before anyone is at work to keep it.
 
     Raises:
-        ValueError: Unknown priority, or a naive datetime.
+        Invalid: Unknown priority (code "priority_unknown").
+        TypeError: `opened_at` is naive: a programming error, not a refusal (see `next_service_time`).
     """
     if priority not in SLA_HOURS:
-        raise ValueError(f"未知的优先级：{priority}")
-    if opened_at.tzinfo is None:
-        raise ValueError("opened_at 必须带时区")
+        raise Invalid("priority_unknown", field="priority")
     starts = next_service_time(opened_at) or opened_at
     return (starts + timedelta(hours=SLA_HOURS[priority])).astimezone(clock.TZ)
 
@@ -258,7 +258,7 @@ def pick_assignee(session: Session, *, region: str | None) -> Employee:
     any service agent; without any, an administrator.
 
     Raises:
-        LookupError: No service staff and no administrator at all.
+        Unavailable: No service staff and no administrator at all (code "no_assignee").
     """
     pools: list[tuple[ColumnElement[bool], ...]] = []
     if region:
@@ -269,7 +269,7 @@ def pick_assignee(session: Session, *, region: str | None) -> Employee:
         employee = _least_recently_assigned(session, *conditions)
         if employee is not None:
             return employee
-    raise LookupError("没有可以分派工单的客服或管理员")
+    raise Unavailable("no_assignee", region=region)
 
 
 @dataclass(frozen=True)
@@ -344,38 +344,41 @@ def create_complaint(
             the same key returns the first ticket instead of opening a second one.
 
     Raises:
-        ValueError: A field is invalid; the message says which, in Chinese.
-        LookupError: The customer or the order does not exist.
+        Invalid: A field breaks a rule; `field` names it. Codes: "description_empty",
+            "description_too_long" (with `limit`), "category_unknown", "channel_unknown",
+            "contact_phone_invalid", "order_id_malformed", "order_of_another_customer".
+        NotFound: "customer_not_found" or "order_not_found".
+        Unavailable: "no_assignee" (`pick_assignee`).
     """
     text = description.strip()
     if not text:
-        raise ValueError("投诉内容不能为空")
+        raise Invalid("description_empty", field="description")
     if len(text) > DESCRIPTION_MAX_CHARS:
-        raise ValueError(f"投诉内容过长（超过 {DESCRIPTION_MAX_CHARS} 字），请精简后再提交")
+        raise Invalid("description_too_long", field="description", limit=DESCRIPTION_MAX_CHARS)
     if category not in COMPLAINT_CATEGORIES:
-        raise ValueError(f"未知的投诉类别：{category}")
+        raise Invalid("category_unknown", field="category")
     if channel not in CONTACT_CHANNELS:
-        raise ValueError(f"未知的渠道：{channel}")
+        raise Invalid("channel_unknown", field="channel")
     phone = normalise_phone(contact_phone)
     if phone is None:
-        raise ValueError("联系电话不是有效的 11 位中国大陆手机号")
+        raise Invalid("contact_phone_invalid", field="contact_phone")
 
     customer: Customer | None = None
     if customer_id is not None:
         customer = session.get(Customer, customer_id)
         if customer is None:
-            raise LookupError(f"客户 {customer_id} 不存在")
+            raise NotFound("customer_not_found", customer_id=customer_id)
     order: Order | None = None
     if order_id is not None:
         normalised_order = parse_order_id(order_id)
         if normalised_order is None:
-            raise ValueError("订单号的格式不对：应为 SO 加 12 位数字")
+            raise Invalid("order_id_malformed", field="order_id")
         order = session.get(Order, normalised_order)
         if order is None:
-            raise LookupError(f"订单 {normalised_order} 不存在")
+            raise NotFound("order_not_found", order_id=normalised_order)
         if customer is None or order.customer_id != customer.customer_id:
             # An unverified sender may not tie a ticket to someone's order, nor a customer to another's.
-            raise ValueError("该订单不属于当前客户")
+            raise Invalid("order_of_another_customer", field="order_id", order_id=normalised_order)
 
     if request_key is not None:
         earlier = session.scalar(select(Ticket).where(Ticket.request_key == request_key))
@@ -480,6 +483,53 @@ def create_complaint(
     return _receipt(ticket, tuple(reasons), created=True)
 
 
+NO_ORDER: Final = "无"
+"""The chat's complaint form's answer for "no particular order"."""
+
+REGISTERED_PHONE: Final = "预留号码"
+"""The chat's complaint form's answer for "call me on the phone you have on file"."""
+
+
+def file_chat_complaint(
+    session: Session,
+    *,
+    customer_id: str | None,
+    order: str | None,
+    description: str,
+    category: str | None,
+    contact_phone: str,
+    request_key: str,
+    now: datetime | None = None,
+) -> ComplaintReceipt:
+    """File what the chat's complaint form collected, as `create_complaint` on the web channel.
+
+    Only a verified customer's complaint is linked to an order: anyone can type a number. For a
+    sender not verified the order named stays in the description, for staff to see, and the
+    ticket has no order. `order` None or `NO_ORDER` means no order; `contact_phone`
+    `REGISTERED_PHONE` means the verified customer's phone on file; `category` None means 其他.
+
+    Raises:
+        As `create_complaint`; "contact_phone_invalid" when the phone on file is wanted but missing.
+    """
+    order_id = None if order in (None, NO_ORDER) else order
+    if order_id is not None and customer_id is None:
+        description, order_id = f"{description}（提到的订单：{order_id}，身份未核实）", None
+    phone = contact_phone
+    if phone == REGISTERED_PHONE and customer_id is not None:
+        phone = registered_phone(session, customer_id=customer_id) or ""
+    return create_complaint(
+        session,
+        customer_id=customer_id,
+        order_id=order_id,
+        description=description,
+        category=category or COMPLAINT_CATEGORY_OTHER,
+        contact_phone=phone,
+        channel="web",
+        now=now,
+        request_key=request_key,
+    )
+
+
 def parse_ticket_id(text: str) -> str | None:
     """Normalise a typed ticket number ("t09001", "Ｔ０９００１", "T 09001") to "T09001", or None."""
     if len(text) > 32:
@@ -551,10 +601,10 @@ def check_rating(rating: object) -> int:
     """`rating` if it is a whole number from `RATING_MIN` to `RATING_MAX`.
 
     Raises:
-        ValueError: Anything else (including True/False and 4.5).
+        Invalid: Anything else, including True/False and 4.5 (code "rating_out_of_range").
     """
     if isinstance(rating, bool) or not isinstance(rating, int) or not RATING_MIN <= rating <= RATING_MAX:
-        raise ValueError(f"评分应为 {RATING_MIN} 到 {RATING_MAX} 的整数")
+        raise Invalid("rating_out_of_range", field="rating", min=RATING_MIN, max=RATING_MAX)
     return rating
 
 
@@ -562,14 +612,15 @@ def rate_ticket(session: Session, *, ticket_id: str, rating: int, now: datetime 
     """Store the customer's satisfaction rating (1–5) on the ticket; a later rating replaces it.
 
     Raises:
-        ValueError: The rating is not 1 to 5.
-        LookupError: No such ticket.
+        Invalid: The rating is not 1 to 5 ("rating_out_of_range").
+        NotFound: No such ticket ("ticket_not_found").
     """
     value = check_rating(rating)
     normalised = parse_ticket_id(ticket_id)
     ticket = session.get(Ticket, normalised) if normalised is not None else None
     if ticket is None:
-        raise LookupError(f"工单 {ticket_id} 不存在")
+        # The number as typed, cut short: it names a ticket, never a person.
+        raise NotFound("ticket_not_found", ticket_id=normalised or ticket_id[:32])
     ticket.rating = value
     ticket.rated_at = now if now is not None else clock.now()
     session.flush()

@@ -12,10 +12,11 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from crm_store.errors import NotFound
 from crm_store.lookups import product_short_name
 from crm_store.models import AuditLog, Customer, Order, OrderItem
 from crm_store.orders import ORDER_ID_PATTERN
-from crm_store.privacy import normalise_phone
+from crm_store.privacy import mask_phone, normalise_phone
 from crm_store.vocab import VALUE_TIER_KEY, VALUE_TIER_NORMAL, VALUE_TIER_SMALL
 
 RECENT_ORDERS_LIMIT: Final = 5
@@ -245,11 +246,11 @@ def set_opt_out(
         True if the flag changed; an audit row (ids and the field only) is written only then.
 
     Raises:
-        LookupError: No such customer.
+        NotFound: No such customer ("customer_not_found").
     """
     customer = session.get(Customer, customer_id)
     if customer is None:
-        raise LookupError(f"客户 {customer_id} 不存在")
+        raise NotFound("customer_not_found", customer_id=customer_id)
     if customer.opt_out == opt_out:
         return False
     customer.opt_out = opt_out
@@ -265,6 +266,39 @@ def set_opt_out(
     )
     session.flush()
     return True
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """The result of `opt_out_from_chat`: whose flag it was, their phone masked, and whether it changed."""
+
+    customer_id: str
+    masked_phone: str
+    changed: bool
+
+
+def opt_out_from_chat(
+    session: Session, *, customer_id: str | None, phone: str | None, actor_id: str | None
+) -> OptOut:
+    """Opt the verified customer out, or, without one, the single customer whose mobile `phone` is.
+
+    Args:
+        session: An open session; the caller commits.
+        customer_id: The verified customer, if any; `phone` is then not used.
+        phone: As typed, for a sender not verified.
+        actor_id: Who asked, for the audit row (a conversation key, never the conversation id).
+
+    Raises:
+        NotFound: No such customer, or no single customer with that phone ("customer_not_found";
+            the phone itself is never in the error).
+    """
+    customer = session.get(Customer, customer_id) if customer_id is not None else None
+    if customer is None and customer_id is None and phone is not None:
+        customer = find_customer_by_phone(session, phone)
+    if customer is None:
+        raise NotFound("customer_not_found", customer_id=customer_id)
+    changed = set_opt_out(session, customer_id=customer.customer_id, actor_role="customer", actor_id=actor_id)
+    return OptOut(customer_id=customer.customer_id, masked_phone=mask_phone(customer.phone), changed=changed)
 
 
 def _months_before(day: date, months: int) -> date:
@@ -283,10 +317,10 @@ def customer_value_tier(session: Session, *, customer_id: str, today: date) -> s
     least 50% did or when nothing was spent, and 普通 otherwise. Equal spends share the higher tier.
 
     Raises:
-        LookupError: No such customer.
+        NotFound: No such customer ("customer_not_found").
     """
     if session.get(Customer, customer_id) is None:
-        raise LookupError(f"客户 {customer_id} 不存在")
+        raise NotFound("customer_not_found", customer_id=customer_id)
     window_start = _months_before(today, VALUE_WINDOW_MONTHS)
     spend = (
         select(Order.customer_id, func.sum(Order.amount).label("spend"))

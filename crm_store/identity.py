@@ -36,21 +36,22 @@ _HONORIFICS: Final = {"男": "先生", "女": "女士"}
 
 @dataclass(frozen=True)
 class Verification:
-    """The result of one verification attempt, with the reply to show (`message`, in Chinese).
+    """The result of one verification attempt; the chat words the reply (bot/domain/identity.yml).
 
     - `verified`: `customer_id`, `masked_phone` and `display_name` ("张先生") are set.
     - `mismatch`: phone and order do not belong together; `attempts_left` tries remain.
     - `locked`: too many failures; try again at `locked_until` (Asia/Shanghai).
-    - `invalid`: the phone or order number is malformed; this does not count as a failure.
+    - `invalid`: the phone or order number is malformed (`invalid_field` says which: "phone" or
+      "order_id"); this does not count as a failure.
     """
 
     outcome: Outcome
-    message: str
     customer_id: str | None = None
     masked_phone: str | None = None
     display_name: str | None = None
     attempts_left: int | None = None
     locked_until: datetime | None = None
+    invalid_field: Literal["phone", "order_id"] | None = None
 
     @property
     def verified(self) -> bool:
@@ -78,12 +79,7 @@ def _lock_end(session: Session, subjects: list[str], now: datetime) -> datetime 
 
 
 def _locked(until: datetime) -> Verification:
-    local = until.astimezone(clock.TZ)
-    return Verification(
-        outcome="locked",
-        message=f"验证失败次数过多，为保护账户安全已暂时锁定，请在 {local:%H:%M} 后再试。",
-        locked_until=local,
-    )
+    return Verification(outcome="locked", locked_until=until.astimezone(clock.TZ))
 
 
 def verification_locked_until(
@@ -155,12 +151,10 @@ def verify_customer(
 
     normalised_phone = normalise_phone(phone)
     if normalised_phone is None:
-        return Verification(outcome="invalid", message="请提供 11 位中国大陆手机号，例如 138 1234 5678。")
+        return Verification(outcome="invalid", invalid_field="phone")
     normalised_order = parse_order_id(order_id)
     if normalised_order is None:
-        return Verification(
-            outcome="invalid", message="订单号的格式不对：应为 SO 加 12 位数字，例如 SO202611180001。"
-        )
+        return Verification(outcome="invalid", invalid_field="order_id")
 
     subjects = _subjects(conversation, normalised_phone)
     end = _lock_end(session, subjects, moment)
@@ -183,12 +177,8 @@ def verify_customer(
                 )
             )
             return _locked(locked_until)
-        return Verification(
-            outcome="mismatch",
-            # Deliberately the same words whichever part was wrong.
-            message=f"手机号与订单号不匹配，请核对后重试（还可尝试 {left} 次）。",
-            attempts_left=left,
-        )
+        # Deliberately the same outcome whichever part was wrong.
+        return Verification(outcome="mismatch", attempts_left=left)
 
     session.execute(delete(VerificationAttempt).where(VerificationAttempt.subject.in_(subjects)))
     # Seeing one's own orders is an access to personal data: it is audited, without the data itself.
@@ -206,7 +196,6 @@ def verify_customer(
     name = display_name(customer)
     return Verification(
         outcome="verified",
-        message=f"验证成功，{name}您好！",
         customer_id=customer.customer_id,
         masked_phone=mask_phone(customer.phone),
         display_name=name,

@@ -14,6 +14,7 @@ from sqlalchemy import delete, false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from crm_store.errors import Conflict
 from crm_store.models import Base
 
 ModelT = TypeVar("ModelT", bound=Base)
@@ -76,7 +77,7 @@ def add_with_new_id(
 
     Raises:
         IntegrityError: The row broke another constraint (the id itself was free).
-        RuntimeError: Other writers took every id tried.
+        Conflict: Other writers took every id tried (code "no_free_id", with `prefix` and `attempts`).
     """
     begin_write(session, model)
     for _ in range(ID_ATTEMPTS):
@@ -90,4 +91,4 @@ def add_with_new_id(
                 raise
             continue
         return row
-    raise RuntimeError(f"no free id with prefix {prefix!r} after {ID_ATTEMPTS} attempts")
+    raise Conflict("no_free_id", prefix=prefix, attempts=ID_ATTEMPTS)

@@ -6,9 +6,11 @@ foreign-key order; a missing file is skipped and an unrecognised `*.csv` file is
 an error.
 
 Every row is validated (types, required fields, value sets from `crm_store.vocab`, dates, phone,
-e-mail, amounts, lengths, referenced ids). A bad row is rejected with a `RowError` naming the
-physical line of the file (the header is line 1) and a short reason in Chinese. Reasons name the
-field but never repeat personal data (names, phones, e-mails, birthdays). Good rows are kept.
+e-mail, amounts, lengths, referenced ids); a faqs.csv row also by the FAQ rules of
+`crm_store.faq_rules`, in `check_faq_row`, which `crmbot faq import` uses too. A bad row is
+rejected with a `RowError` naming the physical line of the file (the header is line 1) and a short
+reason in Chinese. Reasons name the field but never repeat personal data (names, phones, e-mails,
+birthdays). Good rows are kept.
 
 Rows are upserted by id (order items by order_id + product_id), so importing the same files twice
 leaves the same data; rows absent from a file are never deleted. When an id appears twice in one
@@ -39,6 +41,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from crm_store import clock
+from crm_store.errors import Invalid
+from crm_store.faq_rules import FaqFields, checked_fields, split_alts
 from crm_store.models import (
     Base,
     Customer,
@@ -421,13 +425,101 @@ class OpportunityRow(_Row):
 
 
 class FaqRow(_Row):
-    """A row of faqs.csv."""
+    """A row of faqs.csv; `check_faq_row` then applies the FAQ rules of `crm_store.faq_rules`."""
 
     faq_id: Id
     category: OptText
     question: Text
     answer: Text
     alt_questions: OptText
+
+
+# --------------------------------------------------------------------------------------------------
+# FAQ rows: one check for `crmbot import DIR` (faqs.csv) and `crmbot faq import FILE`.
+
+# How each code of `crm_store.faq_rules`, and of the FAQ file import (`crm_store.faqs`), reads in an
+# import report. The API words the rule codes too, in api/errors.py; both say the same.
+FAQ_REASONS: Final[dict[str, str]] = {
+    # The FAQ rules (crm_store.faq_rules).
+    "faq_id_invalid": "FAQ 编号格式不对：只能含字母、数字、-、_、.，最长 {max_chars} 位",
+    "faq_question_empty": "问题不能为空",
+    "faq_question_too_long": "问题不能超过 {max_chars} 字",
+    "faq_answer_empty": "答案不能为空",
+    "faq_answer_too_long": "答案不能超过 {max_chars} 字",
+    "faq_category_too_long": "分类不能超过 {max_chars} 字",
+    "faq_alt_question_has_separator": "第 {position} 条备选问法不能包含“{separator}”",
+    "faq_alt_question_too_long": "第 {position} 条备选问法不能超过 {max_chars} 字",
+    "faq_alt_questions_too_many": "备选问法最多 {max_count} 条",
+    # FAQ files (crm_store.faqs.load_faq_file).
+    "faq_file_type": "只能导入 .csv 或 .json 文件",
+    "faq_json_invalid": "不是有效的 JSON（第 {line} 行第 {column} 列）",
+    "faq_json_not_a_list": "应为 FAQ 列表，或含 faqs 列表的对象",
+    "faq_entry_not_an_object": "应为一个对象（含 question 和 answer）",
+    "faq_entry_not_text": "{field} 应为文本",
+    "faq_entry_missing": "缺少必填字段 {field}",
+    "faq_entry_alt_questions_type": "alt_questions 应为文本列表，或用“|”分隔的文本",
+}
+
+
+def faq_reason(code: str, **data: Any) -> str:
+    """The Chinese reason of a refused FAQ row or file for an import report, from its code and data."""
+    template = FAQ_REASONS.get(code)
+    if template is not None:
+        try:
+            return template.format(**data)
+        except (KeyError, IndexError, ValueError):
+            logger.warning("reason template of %s does not fit its data", code)
+    field = data.get("field")
+    return f"字段 {field} 的值无效" if field else "该行的值无效"
+
+
+@dataclass(frozen=True)
+class CheckedFaqRow:
+    """A FAQ row that passed both the row's own checks and the FAQ rules."""
+
+    faq_id: str
+    fields: FaqFields
+
+
+def check_faq_row(cells: dict[str, str]) -> CheckedFaqRow | str:
+    """Check a faqs.csv row: its columns (`FaqRow`), then the FAQ rules; or why it is refused.
+
+    Both `crmbot import DIR` and `crmbot faq import FILE` check a CSV row here, so one bad row gets
+    one reason from both.
+
+    Args:
+        cells: The row's cells by column, as `read_csv_rows` yields them.
+
+    Returns:
+        The row's id and cleaned fields, or the Chinese reason the row is refused.
+    """
+    try:
+        row = FaqRow.model_validate(cells)
+        fields = checked_fields(
+            question=row.question,
+            answer=row.answer,
+            category=row.category,
+            alt_questions=split_alts(row.alt_questions),
+        )
+    except ValidationError as exc:
+        return row_reason(exc)
+    except Invalid as exc:
+        return faq_reason(exc.code, **exc.data)
+    return CheckedFaqRow(row.faq_id, fields)
+
+
+def _faq_values(cells: dict[str, str]) -> dict[str, Any] | str:
+    checked = check_faq_row(cells)
+    if isinstance(checked, str):
+        return checked
+    fields = checked.fields
+    return {
+        "faq_id": checked.faq_id,
+        "category": fields.category,
+        "question": fields.question,
+        "answer": fields.answer,
+        "alt_questions": fields.alt_questions,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -451,6 +543,8 @@ class _FileSpec:
     personal: tuple[str, ...] = ()
     # Called in the transaction of every batch that inserted or updated rows.
     after_write: Callable[[Session], None] | None = None
+    # The row's values, or the reason it is refused; None: the row model's own checks alone.
+    check: Callable[[dict[str, str]], dict[str, Any] | str] | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -497,7 +591,7 @@ FILE_SPECS: Final = (
         refs=(_CUSTOMER, _Ref("owner_id", Employee.employee_id)),
     ),
     # The knowledge index must hear of every FAQ change (crm_store.revisions).
-    _FileSpec("faqs.csv", Faq, FaqRow, ("faq_id",), after_write=bump_faq_revision),
+    _FileSpec("faqs.csv", Faq, FaqRow, ("faq_id",), after_write=bump_faq_revision, check=_faq_values),
 )
 KNOWN_FILES: Final = tuple(spec.name for spec in FILE_SPECS)
 
@@ -515,7 +609,8 @@ class FileUnreadable(Exception):
         self.reason = reason
 
 
-_NOT_UTF8: Final = "文件不是 UTF-8 编码，请另存为 UTF-8"
+# Also the reason given for a FAQ file that is not UTF-8 (`crm_store.faqs.load_faq_file`).
+NOT_UTF8: Final = "文件不是 UTF-8 编码，请另存为 UTF-8"
 
 
 def _first_undecodable_line(path: Path) -> int:
@@ -540,7 +635,7 @@ def read_csv_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dic
         try:
             header = next(reader, None)
         except UnicodeDecodeError:
-            raise FileUnreadable(_first_undecodable_line(path), _NOT_UTF8) from None
+            raise FileUnreadable(_first_undecodable_line(path), NOT_UTF8) from None
         except csv.Error:
             raise FileUnreadable(1, "表头不是有效的 CSV") from None
         if header is None:
@@ -562,7 +657,7 @@ def read_csv_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dic
             except StopIteration:
                 return
             except UnicodeDecodeError:
-                raise FileUnreadable(_first_undecodable_line(path), _NOT_UTF8) from None
+                raise FileUnreadable(_first_undecodable_line(path), NOT_UTF8) from None
             except csv.Error:
                 last_line = reader.line_num
                 yield start, "不是有效的 CSV 行（引号不匹配？）"
@@ -763,6 +858,17 @@ class _FileRun:
         return problems
 
 
+def _row_values(spec: _FileSpec, cells: dict[str, str]) -> dict[str, Any] | str:
+    """The row's values to write, or the reason it is refused."""
+    if spec.check is not None:
+        return spec.check(cells)
+    try:
+        row = spec.row.model_validate(cells)
+    except ValidationError as exc:
+        return row_reason(exc)
+    return row.model_dump()
+
+
 def _import_file(
     spec: _FileSpec,
     path: Path,
@@ -789,12 +895,10 @@ def _import_file(
             if isinstance(cells, str):
                 run.reject(line, cells)
                 continue
-            try:
-                row = spec.row.model_validate(cells)
-            except ValidationError as exc:
-                run.reject(line, row_reason(exc), cells)
+            values = _row_values(spec, cells)
+            if isinstance(values, str):
+                run.reject(line, values, cells)
                 continue
-            values = row.model_dump()
             problem = _length_problem(spec, values)
             if problem:
                 run.reject(line, problem, cells)

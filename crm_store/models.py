@@ -34,6 +34,7 @@ from sqlalchemy.types import TypeDecorator
 
 from crm_store import clock
 from crm_store.vocab import (
+    HANDOFF_MESSAGE_REPLY,
     HANDOFF_STATUS_OPEN,
     OUTBOX_STATUS_PENDING,
     TASK_STATUS_OPEN,
@@ -59,8 +60,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            # A naive datetime is ambiguous (UTC? Beijing time?); refuse it rather than guess.
-            raise ValueError("naive datetime given for a timezone-aware column")
+            # A naive datetime is ambiguous (UTC? Beijing time?); refuse it rather than guess. This is
+            # a programming error inside a column type, not a refusal of a service, so it stays a
+            # plain TypeError (SQLAlchemy wraps it in a StatementError) rather than a CrmError:
+            # no caller can choose a reply for it, and every time the services write is aware.
+            raise TypeError("naive datetime given for a timezone-aware column")
         # SQLite keeps no offset, so the stored wall time must be UTC for reads to be right.
         return value.astimezone(UTC)
 
@@ -520,7 +524,11 @@ class HandoffCase(Base):
 
 
 class HandoffMessage(Base):
-    """A staff reply of a hand-off case, waiting until the chat delivers it to the customer."""
+    """A staff message of a hand-off case, waiting until the chat delivers it to the customer.
+
+    `kind` says what it is: an ordinary reply, or the closing words queued when the case is
+    closed (`crm_store.vocab.HANDOFF_MESSAGE_KINDS`), which the chat delivers with rating buttons.
+    """
 
     __tablename__ = "handoff_messages"
     __table_args__ = (Index("ix_handoff_messages_case_id_delivered_at", "case_id", "delivered_at"),)
@@ -528,6 +536,7 @@ class HandoffMessage(Base):
     id: Mapped[IntPk]
     case_id: Mapped[int] = mapped_column(ForeignKey("handoff_cases.id", ondelete="CASCADE"))
     staff_id: Mapped[str | None] = mapped_column(ForeignKey("employees.employee_id"), index=True)
+    kind: Mapped[EnumStr] = mapped_column(default=HANDOFF_MESSAGE_REPLY, server_default=HANDOFF_MESSAGE_REPLY)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[CreatedAt]
     delivered_at: Mapped[datetime | None]

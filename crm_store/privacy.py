@@ -1,6 +1,6 @@
 """Personal data as the chat may show or log it: masked phones and names, hashed keys.
 
-Replies mask every phone number (REQUIREMENTS §7, issue 3). Logs and lock tables never hold a
+Replies mask every phone number (docs/requirements.md §7, issue 3). Logs and lock tables never hold a
 conversation id or a phone in clear: they hold `conversation_key(...)` / `phone_key(...)`, short
 SHA-256 digests. These are pseudonyms, not encryption: the set of mainland phone numbers is small
 enough to enumerate, so a digest table must still be treated as internal data. Free text a customer

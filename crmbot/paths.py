@@ -1,14 +1,29 @@
-"""Where things live. Everything generated goes under `var/`, which git ignores."""
+"""Where the CLI finds things. Everything generated goes under `var/`, which git ignores.
 
-import os
+The root and `var/` come from `crm_store.settings`, the one home of configuration; the bot
+environment's location is a setting there too (`CRM_BOT_VENV`).
+"""
+
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-VAR_DIR = PROJECT_ROOT / "var"
+from crm_store.settings import DEMO_DIR, PROJECT_ROOT, VAR_DIR, get_stack_settings
 
-# Rasa 3.6 lives in its own Python 3.10 environment (DESIGN §2).
-BOT_VENV = Path(os.environ.get("CRM_BOT_VENV", PROJECT_ROOT / ".venv-bot"))
-RASA_BIN = BOT_VENV / "bin" / "rasa"
+__all__ = [
+    "BOT_DATA",
+    "BOT_DIR",
+    "BOT_DOMAIN",
+    "BOT_LOCK_FILE",
+    "DEMO_DIR",
+    "GENERATED_BOT_DIR",
+    "GENERATED_JIEBA_DIR",
+    "GENERATED_NLU_DIR",
+    "MODELS_DIR",
+    "PROJECT_ROOT",
+    "RASA_CONFIG",
+    "VAR_DIR",
+    "demo_fixture_dir",
+    "rasa_bin",
+]
 
 RASA_CONFIG = PROJECT_ROOT / "config.yml"
 BOT_DIR = PROJECT_ROOT / "bot"
@@ -23,7 +38,11 @@ GENERATED_JIEBA_DIR = GENERATED_BOT_DIR / "jieba"
 MODELS_DIR = VAR_DIR / "models"
 
 
+def rasa_bin() -> Path:
+    """The `rasa` command of the bot environment (Rasa 3.6 lives in its own Python 3.10 env)."""
+    return get_stack_settings().bot_venv / "bin" / "rasa"
+
+
 def demo_fixture_dir() -> Path:
-    """The demo company, from `../shared` beside the project unless CRM_DEMO_DIR says otherwise."""
-    default = PROJECT_ROOT.parent / "shared" / "fixtures" / "demo_crm"
-    return Path(os.environ.get("CRM_DEMO_DIR", default))
+    """The demo company: `demo/` in the repository unless CRM_DEMO_DIR says otherwise."""
+    return get_stack_settings().demo_dir

@@ -1,9 +1,10 @@
-"""Bring a store and a model to the state the running assistant needs.
+"""Bring a store and the models to the state the running assistant needs.
 
 Shared by the CLI, the tests and the benchmarks, so that all three prepare them the same way.
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -12,7 +13,9 @@ from crm_store.db import is_empty, make_session_factory, migrate
 from crm_store.importer import ImportReport, import_csv_dir
 from crm_store.lookups import entity_names
 from crmbot import paths
-from crmbot.training import ensure_trained, write_generated_bot_data
+from crmbot.steps import StepRunner
+from crmbot.training import ensure_trained, needs_training, write_generated_bot_data
+from crmbot.tuning_job import base_is_ready, build_base
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +33,40 @@ def prepare_store(engine: Engine, *, load_demo: bool, progress: bool = False) ->
     return import_csv_dir(make_session_factory(engine), demo, progress=progress)
 
 
-def prepare_model(engine: Engine, *, force: bool = False) -> Path:
-    """Generate the name lists from the store, then train unless a model for these inputs exists."""
+def write_names(engine: Engine) -> None:
+    """The store's product, customer and employee names as Rasa lookup tables and jieba words."""
     with make_session_factory(engine)() as session:
         write_generated_bot_data(entity_names(session))
-    return ensure_trained(force=force)
+
+
+def prepare_model(engine: Engine, *, force: bool = False, runner: StepRunner | None = None) -> Path:
+    """Generate the name lists from the store, then train unless a model for these inputs exists."""
+    write_names(engine)
+    return ensure_trained(force=force, runner=runner)
+
+
+def prepare_for_start(engine: Engine, runner: StepRunner) -> Path:
+    """Everything `crmbot up` needs before it starts: the Rasa model and the base FAQ encoder.
+
+    The two are independent, so where both are missing they are made at the same time: the
+    encoder's build and export (about a minute, mostly one core) overlap the Rasa training
+    (about seven minutes), which they slow by less than they would take after it. The tuned
+    encoder is not waited for (crmbot.tuning_job).
+    """
+    write_names(engine)
+    if base_is_ready() or not needs_training():
+        build_base(runner)
+        return ensure_trained(runner=runner)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+    encoder = pool.submit(build_base, runner)
+    try:
+        # The training runs on this thread, so that Ctrl-C interrupts it here.
+        model = ensure_trained(runner=runner)
+        encoder.result()
+    except BaseException:
+        # Ctrl-C or a failed step: the other step must not run on without anyone waiting for it.
+        runner.stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    return model

@@ -5,12 +5,12 @@ and when one process exits (or Ctrl-C is pressed) all of them are stopped.
 """
 
 import logging
-import os
 import secrets
 import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import httpx
 from honcho.manager import Manager
 from sqlalchemy.engine import make_url
 
-from crm_store.settings import get_store_settings
+from crm_store.settings import get_api_settings, get_stack_settings, get_store_settings
 from crmbot import paths
 from crmbot.training import rasa_environment
 
@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class StackSettings:
-    """Addresses and files of one running stack, read from the environment."""
+class Stack:
+    """Addresses and files of one running stack, resolved from the settings."""
 
     database_url: str
     tracker_url: str
@@ -38,16 +38,18 @@ class StackSettings:
     rasa_token: str | None
 
     @classmethod
-    def from_environment(cls) -> "StackSettings":
-        database_url = get_store_settings().database_url
+    def from_settings(cls) -> "Stack":
+        store = get_store_settings()
+        stack = get_stack_settings()
+        rasa_token = get_api_settings().rasa_token
         return cls(
-            database_url=database_url,
-            tracker_url=os.environ.get("CRM_TRACKER_URL") or default_tracker_url(database_url),
-            rasa_port=int(os.environ.get("CRM_RASA_PORT", "5005")),
-            action_port=int(os.environ.get("CRM_ACTION_PORT", "5055")),
-            api_host=os.environ.get("CRM_API_HOST", "0.0.0.0"),
-            api_port=int(os.environ.get("CRM_API_PORT", "8000")),
-            rasa_token=os.environ.get("CRM_RASA_TOKEN") or None,
+            database_url=store.database_url,
+            tracker_url=store.tracker_url or default_tracker_url(store.database_url),
+            rasa_port=stack.rasa_port,
+            action_port=stack.action_port,
+            api_host=stack.api_host,
+            api_port=stack.api_port,
+            rasa_token=rasa_token.get_secret_value() if rasa_token is not None else None,
         )
 
     @property
@@ -64,7 +66,7 @@ class StackSettings:
 
 
 def default_tracker_url(database_url: str) -> str:
-    """Rasa's tracker store, beside the CRM data (DESIGN §4).
+    """Rasa's tracker store, beside the CRM data (docs/architecture.md §4).
 
     On SQLite it gets its own file: Rasa runs SQLAlchemy 1.4 and the store SQLAlchemy 2, and two
     processes writing one SQLite file would contend. On PostgreSQL it shares the database through
@@ -79,8 +81,8 @@ def default_tracker_url(database_url: str) -> str:
 
 def staff_token() -> str:
     """The bearer token of the staff endpoints: CRM_STAFF_TOKEN, or one kept under var/ for the demo."""
-    if token := os.environ.get("CRM_STAFF_TOKEN"):
-        return token
+    if (token := get_api_settings().staff_token) is not None:
+        return token.get_secret_value()
     path = paths.VAR_DIR / "staff-token"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +92,7 @@ def staff_token() -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def process_environment(stack: StackSettings) -> dict[str, str]:
+def process_environment(stack: Stack) -> dict[str, str]:
     env = rasa_environment()
     env.update(
         CRM_STAFF_TOKEN=staff_token(),
@@ -103,14 +105,14 @@ def process_environment(stack: StackSettings) -> dict[str, str]:
         SANIC_HOST="127.0.0.1",
         PYTHONUNBUFFERED="1",
         # The API and the action server load the FAQ encoder while starting, not at the first question.
-        KNOWLEDGE_WARM_UP="1",
+        KNOWLEDGE_WARM_UP="true",
     )
     return env
 
 
-def process_commands(stack: StackSettings, model: Path) -> dict[str, list[str]]:
+def process_commands(stack: Stack, model: Path) -> dict[str, list[str]]:
     rasa = [
-        str(paths.RASA_BIN), "run",
+        str(paths.rasa_bin()), "run",
         "--model", str(model),
         "--endpoints", str(paths.BOT_DIR / "endpoints.yml"),
         "--credentials", str(paths.BOT_DIR / "credentials.yml"),
@@ -123,7 +125,7 @@ def process_commands(stack: StackSettings, model: Path) -> dict[str, list[str]]:
     return {
         "rasa": rasa,
         "actions": [
-            sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(stack.action_port),
+            sys.executable, "-m", "actions", "--port", str(stack.action_port),
         ],
         "api": [
             sys.executable, "-m", "uvicorn", "api.main:app",
@@ -132,13 +134,21 @@ def process_commands(stack: StackSettings, model: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
-def run_stack(stack: StackSettings, model: Path) -> int:
-    """Run the three processes until one stops or Ctrl-C; return the group's exit code."""
+def run_stack(stack: Stack, model: Path, *, on_ready: Callable[[], None] | None = None) -> int:
+    """Run the three processes until one stops or Ctrl-C; return the group's exit code.
+
+    `on_ready` is called once, from another thread, when `/health` first answers 200.
+    """
     manager = Manager()
     env = process_environment(stack)
     # rasa-sdk 3.21 warns at every call that it is newer than Rasa 3.6; the HTTP protocol is
-    # the same (DESIGN §2), so the warning is expected and only hides real ones.
-    action_env = {**env, "PYTHONWARNINGS": "ignore:Your versions of rasa and rasa_sdk:UserWarning"}
+    # the same (docs/architecture.md §2), so the warning is expected and only hides real ones.
+    action_env = {
+        **env,
+        "PYTHONWARNINGS": ",".join(
+            filter(None, (env.get("PYTHONWARNINGS"), "ignore:Your versions of rasa and rasa_sdk:UserWarning"))
+        ),
+    }
     for name, command in process_commands(stack, model).items():
         manager.add_process(
             name,
@@ -146,12 +156,14 @@ def run_stack(stack: StackSettings, model: Path) -> int:
             env=action_env if name == "actions" else env,
             cwd=str(paths.PROJECT_ROOT),
         )
-    threading.Thread(target=_announce_when_ready, args=(stack,), daemon=True).start()
+    threading.Thread(target=_announce_when_ready, args=(stack, on_ready), daemon=True).start()
     manager.loop()
     return int(manager.returncode or 0)
 
 
-def _announce_when_ready(stack: StackSettings, timeout_s: float = 600.0) -> None:
+def _announce_when_ready(
+    stack: Stack, on_ready: Callable[[], None] | None = None, timeout_s: float = 600.0
+) -> None:
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         try:
@@ -162,6 +174,8 @@ def _announce_when_ready(stack: StackSettings, timeout_s: float = 600.0) -> None
                     stack.api_port,
                     stack.api_port,
                 )
+                if on_ready is not None:
+                    on_ready()
                 return
         except httpx.HTTPError:
             pass

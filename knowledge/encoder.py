@@ -2,7 +2,6 @@
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from knowledge.model_build import STAMP_FILE
+from crm_store.settings import force_offline
+from knowledge.errors import EncoderUnavailable as EncoderUnavailable  # also importable from here, as before
+from knowledge.model_files import STAMP_FILE
 from knowledge.onnx_graph import GRAPH_DIR, TransformerGraph, is_exported, load_graph
 from knowledge.settings import BASE_MODEL_DIR
 
@@ -84,10 +85,6 @@ class _Turns:
                 self._changed.notify_all()
 
 
-class EncoderUnavailable(RuntimeError):
-    """The encoder directory is missing or unreadable."""
-
-
 class Encoder(Protocol):
     """What the index needs from an encoder: unit vectors for a batch of questions or answers."""
 
@@ -117,8 +114,7 @@ class SentenceEncoder:
                 f"未找到语义模型：{path}（请先运行 scripts/setup.sh 或设置 KNOWLEDGE_MODEL）"
             )
         # The machines are offline: nothing may try a hub, even for a config file.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        force_offline()
         self._path = path
         self._batch_size = batch_size
         self._turns = _Turns()
@@ -213,7 +209,7 @@ class SentenceEncoder:
         if not is_exported(path):
             logger.warning(
                 "ONNX graph in %s is out of date (other weights or exporter); encoding with PyTorch "
-                "until `python -m knowledge.onnx_graph` exports it again",
+                "until `python -m knowledge.training.onnx_export` exports it again",
                 path,
             )
             return None

@@ -1,6 +1,6 @@
 """Retrieval quality on a paraphrase set: hit@1, hit@5, MRR and per-query latency.
 
-The set has the format of `../shared/eval/faq/*.json`:
+The set has the format of the public FAQ sets (docs/evaluation-sets.md):
 `{"faqs": [{"faq_id", "question"}], "queries": [{"query", "faq_id"}]}`. A temporary index of its
 FAQs is built with the same encoder and fusion as the product, then every query is searched
 one at a time (query encoding included in its latency), as a customer's would be.
@@ -16,15 +16,12 @@ from typing import Any
 import numpy as np
 
 from knowledge.encoder import Encoder
+from knowledge.errors import EvalSetError as EvalSetError  # also importable from here, as before
 from knowledge.index import FaqIndex, IndexConfig
 from knowledge.types import FaqEntry
 
 # Ranks beyond this count as a miss for MRR (1/rank would be below 0.1 anyway).
 MRR_DEPTH = 10
-
-
-class EvalSetError(ValueError):
-    """The file is not a paraphrase set in the expected format."""
 
 
 @dataclass(frozen=True)

@@ -1,55 +1,125 @@
-"""Shared fixtures: a migrated CRM store on SQLite and, when configured, on PostgreSQL."""
+"""Shared fixtures: a migrated CRM store on SQLite and, when configured, on PostgreSQL.
 
-import os
+The schema is migrated once per run into a template (a SQLite file, a PostgreSQL database) that
+each test copies: every test gets its own real store without paying for Alembic each time.
+"""
+
+import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import URL, Engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.db import create_engine_for, make_session_factory, migrate
 from crm_store.importer import import_csv_dir
+from crm_store.settings import DEMO_DIR, get_store_settings
 
 if TYPE_CHECKING:
     from knowledge.encoder import SentenceEncoder
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "demo_crm"
 POSTGRES_URL_ENV = "CRM_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store migrated once per run; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("template") / "crm.db"
+    engine = create_engine_for(f"sqlite:///{path}")
+    try:
+        migrate(engine)
+    finally:
+        # Closing the last connection checkpoints the WAL into the main file, so it copies whole.
+        engine.dispose()
+    return path
+
+
+@dataclass(frozen=True)
+class PostgresTemplate:
+    """The server (connected to for CREATE DATABASE, never the template itself) and the template."""
+
+    server: URL
+    name: str
+    # Dropping a database waits for a checkpoint (0.1–2 s); tests hand their drop to this one
+    # worker and go on, and the session waits for every drop before it drops the template.
+    drops: ThreadPoolExecutor
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[PostgresTemplate | None]:
+    """A PostgreSQL database migrated once per run, which each test's database is created from.
+
+    None when `CRM_TEST_POSTGRES_URL` is unset. Names are random, so that several runs can share
+    one server.
+    """
+    url = get_store_settings().test_postgres_url
+    if not url:
+        yield None
+        return
+    server = make_url(url).set(drivername="postgresql+psycopg")
+    template = server.set(database=f"crm_template_{uuid.uuid4().hex[:12]}")
+    _run_outside_transaction(server, f'CREATE DATABASE "{template.database}"')
+    engine = create_engine_for(template.render_as_string(hide_password=False))
+    try:
+        migrate(engine)
+    finally:
+        # CREATE DATABASE … TEMPLATE needs the template to have no open connection.
+        engine.dispose()
+    drops = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-test-database")
+    try:
+        yield PostgresTemplate(server=server, name=str(template.database), drops=drops)
+    finally:
+        drops.shutdown(wait=True)
+        _run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{template.database}" WITH (FORCE)')
+
+
+def _run_outside_transaction(server: URL, statement: str) -> None:
+    # CREATE and DROP DATABASE cannot run inside a transaction block.
+    admin = create_engine_for(server.render_as_string(hide_password=False))
+    try:
+        with admin.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An engine on an empty, freshly migrated store, once per backend."""
+def store_engine(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_template: PostgresTemplate | None,
+) -> Iterator[Engine]:
+    """An engine on an empty store at the latest schema, once per backend (a copy of the template)."""
     if request.param == "sqlite":
-        engine = create_engine_for(f"sqlite:///{tmp_path / 'var' / 'crm.db'}")
+        path = tmp_path / "var" / "crm.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sqlite_template, path)
+        engine = create_engine_for(f"sqlite:///{path}")
         try:
-            migrate(engine)
             yield engine
         finally:
             engine.dispose()
         return
 
-    url = os.environ.get(POSTGRES_URL_ENV)
-    if not url:
+    if postgres_template is None:
         pytest.skip(f"{POSTGRES_URL_ENV} is unset: the PostgreSQL variant is not run")
-    # A schema per test keeps runs apart, even several at once on one database.
-    schema = f"crm_test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine_for(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine_for(url, connect_args={"options": f"-csearch_path={schema}"})
+    server = postgres_template.server
+    database = f"crm_test_{uuid.uuid4().hex[:16]}"
+    _run_outside_transaction(server, f'CREATE DATABASE "{database}" TEMPLATE "{postgres_template.name}"')
+    engine = create_engine_for(server.set(database=database).render_as_string(hide_password=False))
     try:
-        migrate(engine)
         yield engine
     finally:
         engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+        postgres_template.drops.submit(
+            _run_outside_transaction, server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
+        )
 
 
 @pytest.fixture
@@ -60,7 +130,7 @@ def session_factory(store_engine: Engine) -> sessionmaker[Session]:
 
 @pytest.fixture
 def demo_dir() -> Path:
-    """The demo CRM fixture shared by all parts of the project."""
+    """The demo company shipped in `demo/`, used by every part of the project's tests."""
     assert DEMO_DIR.is_dir(), f"demo fixture not found at {DEMO_DIR}"
     return DEMO_DIR
 

@@ -5,8 +5,9 @@ The gateway cleans and bounds the message, stamps the caller's role into the met
 which passes the metadata on to the actions. Whatever goes wrong on the way, the client
 gets a list of bot messages back.
 
-While a person has the conversation (an open hand-off case, see `api.relay`), messages are
-recorded for staff instead of reaching Rasa, and staff replies come back in the same shape.
+While a person has the conversation (an open hand-off case), the hand-off service
+(`crm_store.handoff.relay_turn`) records messages for staff instead of letting them reach Rasa, and
+staff replies come back in the same shape, worded by `api.relay`.
 """
 
 import hashlib
@@ -22,9 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import HttpClientDep, PrincipalDep, SessionFactoryDep, SettingsDep
-from api.relay import Relay, relay_turn
+from api.relay import relay_messages
 from api.schemas.chat import SENDER_PATTERN, BotMessage, ChatRequest
 from api.schemas.common import clean_message
+from crm_store.handoff import RelayTurn, relay_turn
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +53,9 @@ def _unavailable(reason: str, sender: str, before: list[dict[str, Any]]) -> JSON
     return JSONResponse(status_code=503, content=[*before, {"text": UNAVAILABLE_REPLY}])
 
 
-async def _relay(factory: sessionmaker[Session], sender: str, text: str | None) -> Relay:
+async def _relay(factory: sessionmaker[Session], sender: str, text: str | None) -> RelayTurn:
     # Worker thread: the store is synchronous SQLAlchemy.
-    return await anyio.to_thread.run_sync(partial(relay_turn, factory, sender=sender, text=text))
+    return await anyio.to_thread.run_sync(partial(relay_turn, factory, conversation=sender, text=text))
 
 
 @router.post(
@@ -85,7 +87,7 @@ async def chat(
         return _reply(TOO_LONG_REPLY.format(limit=settings.max_message_chars))
 
     try:
-        relay = await _relay(sessions, body.sender, message)
+        turn = await _relay(sessions, body.sender, message)
     except SQLAlchemyError as exc:
         # The store is down: the bot is more use than an error, even if a person had the chat.
         logger.warning(
@@ -93,9 +95,10 @@ async def chat(
             sender_tag(body.sender),
             type(exc).__name__,
         )
-        relay = Relay(paused=False)
-    if relay.paused:
-        return JSONResponse(content=relay.messages)
+        turn = RelayTurn(paused=False)
+    staff_messages = relay_messages(body.sender, turn)
+    if turn.paused:
+        return JSONResponse(content=staff_messages)
 
     metadata: dict[str, Any] = {
         **(body.metadata or {}),
@@ -108,16 +111,16 @@ async def chat(
         response = await http.post(url, json=payload, timeout=settings.rasa_timeout_s)
     except httpx.HTTPError as exc:
         # The exception text names the URL and the OS error, never the request body.
-        return _unavailable(f"{type(exc).__name__}: {exc}", body.sender, relay.messages)
+        return _unavailable(f"{type(exc).__name__}: {exc}", body.sender, staff_messages)
     if response.status_code != 200:
-        return _unavailable(f"Rasa answered HTTP {response.status_code}", body.sender, relay.messages)
+        return _unavailable(f"Rasa answered HTTP {response.status_code}", body.sender, staff_messages)
     try:
         bot_messages = response.json()
     except ValueError:
-        return _unavailable("Rasa answered a body that is not JSON", body.sender, relay.messages)
+        return _unavailable("Rasa answered a body that is not JSON", body.sender, staff_messages)
     if not isinstance(bot_messages, list) or not all(isinstance(m, dict) for m in bot_messages):
-        return _unavailable("Rasa answered JSON that is not a list of messages", body.sender, relay.messages)
-    return JSONResponse(content=[*relay.messages, *bot_messages])
+        return _unavailable("Rasa answered JSON that is not a list of messages", body.sender, staff_messages)
+    return JSONResponse(content=[*staff_messages, *bot_messages])
 
 
 @router.get(
@@ -146,8 +149,8 @@ async def updates(
     """
     headers = {"Cache-Control": "no-store"}
     try:
-        relay = await _relay(sessions, sender, None)
+        turn = await _relay(sessions, sender, None)
     except SQLAlchemyError as exc:
         logger.warning("updates failed for sender #%s (%s)", sender_tag(sender), type(exc).__name__)
         return JSONResponse(status_code=503, content=[], headers=headers)
-    return JSONResponse(content=relay.messages, headers=headers)
+    return JSONResponse(content=relay_messages(sender, turn), headers=headers)

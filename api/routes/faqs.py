@@ -1,9 +1,10 @@
 """Staff endpoints of the FAQ knowledge base: FAQs, the unanswered-question queue, answer statistics.
 
 Mounted under `/api`: `/api/faqs`, `/api/faq/unanswered`, `/api/faq/stats`. Every endpoint needs
-`Authorization: Bearer <CRM_STAFF_TOKEN>` (`api.auth`). The rules live in `crm_store.faqs`; errors
-come back in Chinese: 404 for an unknown FAQ or queued question, 409 for a taken id or a question
-already resolved, 422 (FastAPI's `detail` list, `msg` in Chinese) for a value that breaks a rule.
+`Authorization: Bearer <CRM_STAFF_TOKEN>` (`api.auth`). The rules live in `crm_store.faqs` and
+`crm_store.faq_rules`; a refusal passes through to the app's handler (`api/errors.py`), which answers
+in Chinese: 404 for an unknown FAQ or queued question, 409 for a taken id or a question already
+resolved, 422 (FastAPI's `detail` list, `msg` in Chinese) for a value that breaks a rule.
 
 After every committed FAQ change the running knowledge index, if the app has one in
 `app.state.knowledge`, is told at once (`notify_changed`); it also follows
@@ -17,7 +18,7 @@ from functools import partial
 from typing import Annotated, Any, Final, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,11 +37,6 @@ from api.schemas.faqs import (
 )
 from crm_store.faqs import (
     UNANSWERED_LIST_MAX,
-    FaqConflict,
-    FaqError,
-    FaqNotFound,
-    InvalidFaq,
-    UnansweredNotFound,
     create_faq,
     delete_faq,
     dismiss_unanswered,
@@ -85,7 +81,7 @@ _VALIDATION_MESSAGES: Final = {
 def _in_chinese(error: dict[str, Any]) -> dict[str, Any]:
     kind = str(error.get("type", ""))
     if kind == "value_error":
-        # Our own reasons, raised as ValueError by crm_store; pydantic prefixes them.
+        # A reason raised as ValueError by a body validator; pydantic prefixes it.
         message = str(error.get("msg", "")).removeprefix("Value error, ")
     else:
         template = _VALIDATION_MESSAGES.get(kind, "值无效")
@@ -131,21 +127,10 @@ _QUEUE_ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _http_error(exc: FaqError) -> Exception:
-    if isinstance(exc, FaqNotFound | UnansweredNotFound):
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
-    if isinstance(exc, FaqConflict):
-        return HTTPException(status.HTTP_409_CONFLICT, detail=str(exc))
-    where: tuple[str, ...] = ("body", exc.field) if isinstance(exc, InvalidFaq) and exc.field else ("body",)
-    return RequestValidationError([{"loc": where, "msg": str(exc), "type": "value_error"}])
-
-
 async def _run(work: Callable[[], T]) -> T:
-    """Run store work in a worker thread; a refused operation becomes its HTTP error."""
-    try:
-        return await anyio.to_thread.run_sync(work)
-    except FaqError as exc:
-        raise _http_error(exc) from None
+    """Run store work in a worker thread; a refused operation's `CrmError` goes on to the app's
+    handler (`api/errors.py`), which turns it into its status and Chinese message."""
+    return await anyio.to_thread.run_sync(work)
 
 
 async def _knowledge_changed(request: Request) -> None:

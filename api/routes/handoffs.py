@@ -1,9 +1,13 @@
 """`/api/handoffs`: staff take over conversations the bot handed to a person.
 
 The bot opens a case (`actions/handoff.py`) and, while it is open, `/api/chat` keeps the
-conversation away from Rasa (`api.relay`). Staff list the open cases with their transcript,
-reply (the customer sees the reply in the chat) and close the case, which gives the
+conversation away from Rasa (`crm_store.handoff.relay_turn`). Staff list the open cases with their
+transcript, reply (the customer sees the reply in the chat) and close the case, which gives the
 conversation back to the bot and asks the customer for a 1–5 rating.
+
+The hand-off service decides and refuses (an unknown case is `NotFound`, a closed one
+`Conflict("handoff_closed")`); the routes let its errors through to `api.errors`, which answers
+404 and 409 with the Chinese message of the code.
 
 Every endpoint needs `Authorization: Bearer <CRM_STAFF_TOKEN>` (`api.auth`).
 """
@@ -13,12 +17,12 @@ from functools import partial
 from typing import Annotated, Final
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Path, status
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import AUTH_ERRORS, STAFF_ID, StaffDep
 from api.deps import SessionFactoryDep
-from api.relay import CLOSING_TEXT
+from api.relay import handoff_words
 from api.schemas.common import ErrorDetail
 from api.schemas.handoffs import HandoffCaseOut, StaffReplyIn, StaffReplyOut
 from crm_store.handoff import (
@@ -28,14 +32,8 @@ from crm_store.handoff import (
     close_handoff,
     list_open_handoffs,
 )
-from crm_store.ids import begin_write
-from crm_store.models import HandoffCase
-from crm_store.vocab import HANDOFF_STATUS_OPEN
 
 logger = logging.getLogger(__name__)
-
-CASE_NOT_FOUND: Final = "转人工会话 {case_id} 不存在"
-CASE_CLOSED: Final = "转人工会话 {case_id} 已结束"
 
 # The largest id a 32-bit INTEGER primary key holds; larger ids are refused with 422, not a DB error.
 _MAX_CASE_ID: Final = 2**31 - 1
@@ -51,17 +49,6 @@ _CASE_ERRORS: dict[int | str, dict[str, object]] = {
 router = APIRouter(prefix="/handoffs", tags=["handoffs"])
 
 
-def _lock_open_case(session: Session, case_id: int) -> HandoffCase:
-    """The case, locked for this transaction (a reply cannot race a close), if it is still open."""
-    begin_write(session, HandoffCase)
-    case = session.get(HandoffCase, case_id, with_for_update=True)
-    if case is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=CASE_NOT_FOUND.format(case_id=case_id))
-    if case.status != HANDOFF_STATUS_OPEN:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=CASE_CLOSED.format(case_id=case_id))
-    return case
-
-
 def _list_open(factory: sessionmaker[Session]) -> list[HandoffCaseView]:
     with factory() as session:
         return list_open_handoffs(session)
@@ -69,18 +56,16 @@ def _list_open(factory: sessionmaker[Session]) -> list[HandoffCaseView]:
 
 def _reply(factory: sessionmaker[Session], case_id: int, text: str) -> StaffReply:
     with factory() as session:
-        case = _lock_open_case(session, case_id)
-        reply = add_staff_reply(session, case_id=case.id, text=text, staff_id=None)
+        reply = add_staff_reply(session, case_id=case_id, text=text, staff_id=None)
         session.commit()
     return reply
 
 
 def _close(factory: sessionmaker[Session], case_id: int, staff_id: str) -> HandoffCaseView:
+    closing = handoff_words().closing
     with factory() as session:
-        case = _lock_open_case(session, case_id)
-        # The closing words go out as the last reply; delivering them adds the rating buttons.
-        add_staff_reply(session, case_id=case.id, text=CLOSING_TEXT, staff_id=None)
-        view = close_handoff(session, case_id=case.id, staff_id=staff_id)
+        # The closing words go out as the case's last message; delivering them adds the rating buttons.
+        view = close_handoff(session, case_id=case_id, staff_id=staff_id, closing_text=closing)
         session.commit()
     return view
 

@@ -29,8 +29,8 @@ from api.schemas.health import (
     HealthStatus,
     RasaHealth,
 )
-from api.settings import ApiSettings
 from crm_store.db import ping
+from crm_store.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Request limits here only bound the size of a body. The FAQ rules themselves (question at most 200
 characters, answer at most 2000, at most 30 alternative phrasings...) are checked by
-`crm_store.faqs`, whose Chinese reasons the endpoints return as 422 details.
+`crm_store.faq_rules`; `api/errors.py` words a broken rule's code as the 422 detail.
 """
 
 from datetime import datetime

@@ -1,5 +1,6 @@
-"""Trackers shaped as Rasa sends them to the action server."""
+"""Trackers shaped as Rasa sends them to the action server, and what Rasa makes of the answers."""
 
+import re
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -33,3 +34,31 @@ def make_tracker(
         active_loop={"name": active_loop} if active_loop else {},
         latest_action_name="action_listen",
     )
+
+
+_PLACEHOLDER = re.compile(r"{([^\n{}]+?)}")
+
+
+def _interpolate(template: str, values: dict[str, Any]) -> str:
+    # rasa.core.nlg.interpolator.interpolate_text: "{name}" filled, "{{" and "}}" are braces.
+    try:
+        return _PLACEHOLDER.sub(r"{0[\1]}", template).format(values)
+    except (KeyError, IndexError, ValueError):
+        return template
+
+
+def rendered_buttons(domain: dict[str, Any], message: dict[str, Any]) -> list[dict[str, str]]:
+    """The buttons the customer sees for one dispatched message, put together as Rasa 3.6 does.
+
+    `RemoteAction._utter_responses`: the response's own buttons, filled with the message's
+    variables, then the buttons the action passed.
+    """
+    own: list[dict[str, str]] = []
+    if message.get("response"):
+        variation = domain["responses"][message["response"]][0]
+        values = {k: v for k, v in message.items() if k not in ("response", "buttons") and v is not None}
+        own = [
+            {"title": _interpolate(b["title"], values), "payload": _interpolate(b["payload"], values)}
+            for b in variation.get("buttons") or []
+        ]
+    return own + list(message.get("buttons") or [])

@@ -8,7 +8,7 @@ import yaml
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session, sessionmaker
 
-import actions.store
+import actions.support
 
 DOMAIN_DIR = Path(__file__).resolve().parents[2] / "bot" / "domain"
 
@@ -31,7 +31,7 @@ def domain() -> dict[str, Any]:
 @pytest.fixture
 def action_store(demo_store: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> sessionmaker[Session]:
     """The action server's store, pointed at the demo company on the reference day."""
-    monkeypatch.setattr(actions.store, "_session_factory", lambda: demo_store)
+    monkeypatch.setattr(actions.support, "_session_factory", lambda: demo_store)
     monkeypatch.setenv("CRM_TODAY", "2026-11-23")
     return demo_store
 

@@ -6,19 +6,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from action_support import make_tracker
+from action_support import make_tracker, rendered_buttons
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-import actions.faq
+import actions.support
 from actions.faq import ActionAnswerFaq, ActionRecordFaqFeedback
 from actions.handoff import ActionHandleFallback
 from crm_store.faqs import delete_faq
 from crm_store.models import FaqFeedback, FaqUnanswered, HandoffCase
+from crm_store.settings import KnowledgeSettings
 from knowledge.encoder import SentenceEncoder
+from knowledge.holder import KnowledgeHolder
 from knowledge.service import KnowledgeService
-from knowledge.settings import KnowledgeSettings
 
 
 @pytest.fixture
@@ -29,7 +30,8 @@ def knowledge(
     monkeypatch: pytest.MonkeyPatch,
 ) -> KnowledgeService:
     service = KnowledgeService(action_store, KnowledgeSettings(dir=tmp_path / "knowledge"), encoder)
-    monkeypatch.setattr(actions.faq, "knowledge_service", lambda: service)
+    holder = KnowledgeHolder(action_store, load=lambda _sessions: service)
+    monkeypatch.setattr(actions.support, "knowledge_holder", lambda: holder)
     return service
 
 
@@ -37,8 +39,9 @@ def _texts(dispatcher: CollectingDispatcher) -> list[str]:
     return [m.get("text") or m.get("response") or "" for m in dispatcher.messages]
 
 
-def _buttons(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
-    return [b for m in dispatcher.messages for b in m.get("buttons") or []]
+def _buttons(dispatcher: CollectingDispatcher, domain: dict[str, Any]) -> list[dict[str, str]]:
+    """The buttons the customer sees, as Rasa renders the dispatched messages."""
+    return [b for m in dispatcher.messages for b in rendered_buttons(domain, m)]
 
 
 def _ask(dispatcher: CollectingDispatcher, domain: dict[str, Any], text: str, **tracker: Any) -> list[Any]:
@@ -53,12 +56,14 @@ def test_a_clear_question_gets_the_answer_and_thumbs(
     events = _ask(dispatcher, domain, "发票怎么开啊")
 
     assert "电子普通发票或增值税专用发票" in _texts(dispatcher)[0]
-    assert [b["title"] for b in _buttons(dispatcher)] == ["👍 有帮助", "👎 没帮助"]
-    payload = _buttons(dispatcher)[0]["payload"]
+    assert [b["title"] for b in _buttons(dispatcher, domain)] == ["👍 有帮助", "👎 没帮助"]
+    payload = _buttons(dispatcher, domain)[0]["payload"]
     assert payload.startswith("/faq_feedback") and json.loads(payload.removeprefix("/faq_feedback")) == {
         "faq_vote": "up",
         "faq_id": "F003",
     }
+    # Exactly the payload the feedback intent's entities are read from (as json.dumps writes it).
+    assert payload == '/faq_feedback{"faq_vote": "up", "faq_id": "F003"}'
     assert {"event": "slot", "timestamp": None, "name": "faq_answered_id", "value": "F003"} in events
 
 
@@ -68,10 +73,10 @@ def test_a_vague_question_offers_three_faqs_and_none_of_these(
     _ask(dispatcher, domain, "钱的事情怎么弄")
 
     assert dispatcher.messages[0]["response"] == "utter_faq_suggest"
-    buttons = _buttons(dispatcher)
+    buttons = _buttons(dispatcher, domain)
     assert len(buttons) == 4
     assert all(b["payload"].startswith('/ask_faq{"faq_id": "F') for b in buttons[:3])
-    assert buttons[3]["title"] == "都不是"
+    assert buttons[3] == {"title": "都不是", "payload": '/faq_feedback{"faq_vote": "none_of_these"}'}
 
 
 def test_a_chosen_suggestion_is_answered_without_searching(
@@ -201,9 +206,37 @@ def test_a_broken_knowledge_base_gets_an_apology_not_an_error(
     domain: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken() -> KnowledgeService:
+    def broken(_sessions: sessionmaker[Session]) -> KnowledgeService:
         raise RuntimeError("index file unreadable")
 
-    monkeypatch.setattr(actions.faq, "knowledge_service", broken)
+    holder = KnowledgeHolder(action_store, load=broken)
+    monkeypatch.setattr(actions.support, "knowledge_holder", lambda: holder)
     _ask(dispatcher, domain, "发票怎么开")
-    assert _texts(dispatcher) == ["utter_faq_unavailable"]
+    tracker = make_tracker(text='/ask_faq{"faq_id": "F004"}', intent="ask_faq")
+    tracker.latest_message["entities"] = [{"entity": "faq_id", "value": "F004"}]
+    asyncio.run(ActionAnswerFaq().run(dispatcher, tracker, domain))
+
+    assert _texts(dispatcher) == ["utter_faq_unavailable", "utter_faq_unavailable"]
+    assert holder.state == "failed"
+
+
+def test_a_question_during_the_start_up_load_waits_for_it(
+    action_store: sessionmaker[Session],
+    dispatcher: CollectingDispatcher,
+    domain: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    knowledge: KnowledgeService,
+) -> None:
+    loads: list[int] = []
+
+    def slow_load(_sessions: sessionmaker[Session]) -> KnowledgeService:
+        loads.append(1)
+        return knowledge
+
+    holder = KnowledgeHolder(action_store, load=slow_load)
+    monkeypatch.setattr(actions.support, "knowledge_holder", lambda: holder)
+    holder.start_loading()  # what the server's start does (actions/__main__.py)
+    _ask(dispatcher, domain, "发票怎么开啊")
+
+    assert "电子普通发票或增值税专用发票" in _texts(dispatcher)[0]
+    assert loads == [1]

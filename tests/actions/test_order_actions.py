@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session, sessionmaker
 
 import actions
-import actions.store
+import actions.support
 from actions.orders import ActionCheckOrderStatus, ValidateOrderStatusForm
 from crm_store.db import create_engine_for, make_session_factory
 
@@ -110,7 +110,7 @@ def test_store_down_gets_a_polite_apology_not_an_exception(
 ) -> None:
     # A real engine to a port where no database listens.
     unreachable = make_session_factory(create_engine_for("postgresql+psycopg://postgres@127.0.0.1:9/none"))
-    monkeypatch.setattr(actions.store, "_session_factory", lambda: unreachable)
+    monkeypatch.setattr(actions.support, "_session_factory", lambda: unreachable)
 
     events = _check("SO202611180001", dispatcher, domain)
     slots = _validate("SO202611180001", dispatcher, domain)

@@ -1,18 +1,29 @@
 """Self-service actions on the demo store: verification, orders, complaints, ratings, opt-out, hand-off."""
 
 import asyncio
+import time
+from datetime import date
 from typing import Any
 
 import pytest
-from action_support import make_tracker
+from action_support import make_tracker, rendered_buttons
 from rasa_sdk import Action, FormValidationAction
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from actions.complaints import ActionStoreRating, ActionSubmitComplaint, ValidateComplaintForm, parse_rating
+from actions.complaints import (
+    ActionAskComplaintCategory,
+    ActionAskComplaintOrder,
+    ActionAskComplaintPhone,
+    ActionStoreRating,
+    ActionSubmitComplaint,
+    ValidateComplaintForm,
+)
 from actions.handoff import ActionHandleFallback, ActionRequestHuman
 from actions.identity import ActionAfterVerification, ActionUnsubscribe, ValidateVerifyForm
+from crm_store import clock
+from crm_store.handoff import get_handoff
 from crm_store.models import Customer, HandoffCase, Ticket
 
 
@@ -173,21 +184,96 @@ def test_rating_is_stored_on_the_ticket(
     assert _responses(dispatcher) == ["utter_thanks_for_rating"]
 
 
-@pytest.mark.parametrize(
-    ("entity", "text", "expected"),
-    [
-        ("5", "", 5),
-        (None, "给3分", 3),
-        (None, "五星好评", 5),
-        (None, "非常满意", 5),
-        (None, "不满意", 1),
-        (None, "嗯", None),
-    ],
-)
-def test_ratings_are_read_from_buttons_digits_and_words(
-    entity: str | None, text: str, expected: int | None
+def test_a_rating_in_words_is_stored_on_the_ticket(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
 ) -> None:
-    assert parse_rating(entity, text) == expected
+    _run(ActionStoreRating(), dispatcher, domain, text="非常满意", slots={"rating_target": "ticket:T09001"})
+
+    with action_store() as session:
+        assert session.get(Ticket, "T09001").rating == 5  # type: ignore[union-attr]
+
+
+def test_a_rating_for_a_ticket_that_does_not_exist_is_answered_politely(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    events = _run(ActionStoreRating(), dispatcher, domain, text="5", slots={"rating_target": "ticket:T99999"})
+
+    assert _responses(dispatcher) == ["utter_nothing_to_rate"]
+    assert _slots(events) == {"rating_target": None}
+
+
+def test_a_complaint_about_another_customers_order_is_refused_by_its_code(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    slots = {
+        "verified_customer_id": "C0001",
+        "complaint_description": "耳机左耳没有声音",
+        "complaint_order": "SO202611100004",  # C0005's
+        "complaint_category": "产品质量",
+        "complaint_phone": "18201164104",
+    }
+
+    events = _run(ActionSubmitComplaint(), dispatcher, domain, slots=slots)
+
+    assert _responses(dispatcher) == ["utter_complaint_not_filed_order"]
+    assert _slots(events)["complaint_order"] is None
+
+
+def test_the_registered_phone_is_the_contact_of_a_verified_customers_complaint(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    slots = {
+        "verified_customer_id": "C0001",
+        "complaint_description": "耳机左耳没有声音",
+        "complaint_order": "SO202611180001",
+        "complaint_category": "产品质量",
+        "complaint_phone": "预留号码",
+    }
+
+    _run(ActionSubmitComplaint(), dispatcher, domain, slots=slots)
+
+    with action_store() as session:
+        ticket = session.scalars(select(Ticket).order_by(Ticket.ticket_id.desc())).first()
+    assert ticket is not None
+    assert (ticket.customer_id, ticket.order_id, ticket.contact_phone) == (
+        "C0001",
+        "SO202611180001",
+        "18201164104",
+    )
+
+
+# --- buttons: the fixed words come from the domain, in the order the customer sees them ---------
+
+
+def test_the_order_question_lists_the_customers_orders_then_no_order(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    _run(ActionAskComplaintOrder(), dispatcher, domain, slots={"verified_customer_id": "C0001"})
+
+    buttons = rendered_buttons(domain, dispatcher.messages[0])
+    assert _responses(dispatcher) == ["utter_ask_complaint_order_listed"]
+    assert buttons[0]["payload"] == '/inform{"order_id":"SO202611180001"}'
+    assert buttons[-1] == {"title": "不涉及具体订单", "payload": "/deny"}
+
+
+def test_the_category_question_offers_the_guess_first(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    _run(ActionAskComplaintCategory(), dispatcher, domain, slots={"complaint_category_guess": "物流配送"})
+
+    buttons = rendered_buttons(domain, dispatcher.messages[0])
+    assert buttons[0] == {"title": "对，是物流配送", "payload": "/affirm"}
+    assert [b["title"] for b in buttons[1:]] == ["产品质量", "服务态度", "价格争议", "售后维修", "其他"]
+
+
+def test_the_phone_question_offers_the_registered_phone(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    slots = {"verified_customer_id": "C0001", "verified_phone_masked": "182****4104"}
+    _run(ActionAskComplaintPhone(), dispatcher, domain, slots=slots)
+
+    assert _responses(dispatcher) == ["utter_ask_complaint_phone_registered"]
+    assert rendered_buttons(domain, dispatcher.messages[0]) == [{"title": "可以", "payload": "/affirm"}]
 
 
 def test_opt_out_by_phone_sets_the_flag(
@@ -211,6 +297,28 @@ def test_asking_for_a_person_opens_one_case(
         cases = session.scalars(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")).all()
     assert len(cases) == 1
     assert _responses(dispatcher)[0] in {"utter_handoff_opened", "utter_handoff_after_hours"}
+
+
+def test_a_case_opened_on_a_pinned_day_has_its_transcript_on_that_day(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    # CRM_TODAY is 2026-11-23 (the action_store fixture); Rasa stamps events with the real time.
+    tracker = make_tracker(text="转人工")
+    for event in tracker.events:
+        event["timestamp"] = time.time()
+    tracker.events.insert(0, {"event": "bot", "text": "您好", "timestamp": time.time() - 60})
+    asyncio.run(ActionRequestHuman().run(dispatcher, tracker, domain))
+
+    with action_store() as session:
+        case_id = session.scalar(select(HandoffCase.id).where(HandoffCase.sender_id == "test-sender"))
+        assert case_id is not None
+        case = get_handoff(session, case_id=case_id)
+    assert case is not None and case.opened_at.date() == date(2026, 11, 23) == clock.today()
+    assert [(e.who, e.at.date()) for e in case.transcript] == [
+        ("bot", date(2026, 11, 23)),
+        ("customer", date(2026, 11, 23)),
+    ]
+    assert case.transcript[0].at < case.transcript[1].at <= clock.now()
 
 
 def test_second_misunderstanding_in_a_row_goes_to_a_person(
@@ -299,10 +407,10 @@ def test_unsure_classifier_offers_the_likeliest_services_as_buttons(
     asyncio.run(ActionHandleFallback().run(dispatcher, tracker, domain))
 
     assert _responses(dispatcher) == ["utter_clarify"]
-    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == [
-        "/check_order_status",
-        "/file_complaint",
-        "/ask_faq",
+    assert rendered_buttons(domain, dispatcher.messages[0]) == [
+        {"title": "查订单物流", "payload": "/check_order_status"},
+        {"title": "我要投诉", "payload": "/file_complaint"},
+        {"title": "咨询常见问题", "payload": "/ask_faq"},
     ]
     with action_store() as session:
         assert session.scalar(select(HandoffCase).where(HandoffCase.sender_id == "test-sender")) is None

@@ -25,8 +25,8 @@ from pydantic import SecretStr
 
 from api.deps import get_http_client, get_uptime_s
 from api.main import create_app
-from api.settings import ApiSettings, get_api_settings
 from crm_store.db import create_engine_for, migrate
+from crm_store.settings import ApiSettings, get_api_settings
 
 
 @pytest.fixture

@@ -17,9 +17,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import STAFF_TOKEN_INVALID
+from api.errors import MESSAGES, message_for
 from crm_store.db import create_engine_for, make_session_factory
+from crm_store.errors import Conflict, CrmError, Invalid, NotFound
 from crm_store.faqs import faq_revision, record_feedback, record_unanswered
-from crm_store.importer import import_csv_dir
+from crm_store.importer import FAQ_REASONS, import_csv_dir
+from crm_store.vocab import UNANSWERED_STATUSES
 
 AUTH = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 NEW_FAQ = {
@@ -430,3 +433,69 @@ def test_stats_of_an_empty_store(client: TestClient) -> None:
         "unanswered_open": 0,
         "faqs": [],
     }
+
+
+# --- the words of every refusal -------------------------------------------------------------------
+
+# Each code crm_store.faqs and crm_store.faq_rules raise, with the data they raise it with, and the
+# sentence staff have always read for it.
+WORDING = [
+    (NotFound("faq_not_found", faq_id="F099"), "FAQ F099 不存在"),
+    (Conflict("faq_id_taken", faq_id="F001"), "FAQ 编号 F001 已存在"),
+    (NotFound("unanswered_not_found", unanswered_id=999), "待解答问题 999 不存在"),
+    (
+        Conflict("unanswered_already_resolved", unanswered_id=7, faq_id="F025"),
+        "待解答问题 7 已解决（FAQ F025）",
+    ),
+    (Conflict("unanswered_resolved_by_deleted_faq", unanswered_id=7), "待解答问题 7 已解决（FAQ 已删除）"),
+    (Conflict("unanswered_resolved_not_dismissable", unanswered_id=7), "待解答问题 7 已解决，不能再忽略"),
+    (
+        Conflict("faq_exists_answer_given", faq_id="F001"),
+        "FAQ F001 已存在：要加为它的备选问法，请不要同时提供答案",
+    ),
+    (
+        Invalid("category_only_for_new_faq", field="category"),
+        "分类只用于新建 FAQ；要改已有 FAQ 的分类，请编辑该 FAQ",
+    ),
+    (
+        Invalid("resolve_needs_answer_or_faq", field="answer"),
+        "请提供答案（新建 FAQ），或已有 FAQ 的编号（加为备选问法）",
+    ),
+    (
+        Invalid("unanswered_status_unknown", field="status", allowed=UNANSWERED_STATUSES),
+        "状态只能是 open、resolved、dismissed",
+    ),
+    (Invalid("unanswered_limit_out_of_range", field="limit", min=1, max=500), "limit 应在 1 到 500 之间"),
+    (
+        Invalid("faq_id_invalid", field="faq_id", max_chars=32),
+        "FAQ 编号格式不对：只能含字母、数字、-、_、.，最长 32 位",
+    ),
+    (Invalid("faq_question_empty", field="question"), "问题不能为空"),
+    (Invalid("faq_question_too_long", field="question", max_chars=200), "问题不能超过 200 字"),
+    (Invalid("faq_answer_empty", field="answer"), "答案不能为空"),
+    (Invalid("faq_answer_too_long", field="answer", max_chars=2000), "答案不能超过 2000 字"),
+    (Invalid("faq_category_too_long", field="category", max_chars=32), "分类不能超过 32 字"),
+    (
+        Invalid("faq_alt_question_has_separator", field="alt_questions", position=1, separator="|"),
+        "第 1 条备选问法不能包含“|”",
+    ),
+    (
+        Invalid("faq_alt_question_too_long", field="alt_questions", position=2, max_chars=200),
+        "第 2 条备选问法不能超过 200 字",
+    ),
+    (Invalid("faq_alt_questions_too_many", field="alt_questions", max_count=30), "备选问法最多 30 条"),
+]
+
+
+@pytest.mark.parametrize(("error", "sentence"), WORDING, ids=[error.code for error, _ in WORDING])
+def test_every_faq_refusal_is_worded_as_before(error: CrmError, sentence: str) -> None:
+    assert message_for(error) == sentence
+
+
+def test_an_import_report_words_the_faq_rules_as_the_api_does() -> None:
+    rule_codes = [
+        error.code for error, _ in WORDING if error.code.startswith("faq_") and error.code in FAQ_REASONS
+    ]
+    assert len(rule_codes) == 9
+    for code in rule_codes:
+        assert FAQ_REASONS[code] == MESSAGES[code]

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import STAFF_TOKEN_UNSET
 from api.deps import get_session_factory
-from api.relay import CLOSING_TEXT, HOLDING_REPLY
-from api.settings import ApiSettings
+from api.relay import handoff_words
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.handoff import get_handoff, open_handoff, rate_handoff
 from crm_store.importer import import_csv_dir
 from crm_store.models import AuditLog, HandoffMessage
+from crm_store.settings import ApiSettings
 
 SENDER = "web-handoff-1"
 AUTH = {"Authorization": f"Bearer {STAFF_TOKEN}"}
@@ -36,6 +36,17 @@ RATING_BUTTONS = [
     {"title": "2 分", "payload": '/rate{"rating":"2"}'},
     {"title": "1 分 很不满意", "payload": '/rate{"rating":"1"}'},
 ]
+# The words the chat shows without Rasa, as the bot's domain has them (bot/domain/handoff.yml).
+HOLDING_REPLY = "已收到，人工客服会尽快回复您。"
+CLOSING_TEXT = "本次人工服务已结束，感谢您的耐心。方便为这次服务打个分吗？"
+
+
+def test_the_relays_words_are_the_bots_domain_responses() -> None:
+    words = handoff_words()
+
+    assert (words.holding, words.closing) == (HOLDING_REPLY, CLOSING_TEXT)
+    # The same buttons as the bot's own rating question (utter_ask_rating).
+    assert [dict(button) for button in words.rating_buttons] == RATING_BUTTONS
 
 
 @pytest.fixture

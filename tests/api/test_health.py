@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.deps import get_uptime_s
-from api.settings import ApiSettings
+from crm_store.settings import ApiSettings
 
 
 def components(client: TestClient) -> tuple[int, Any]:

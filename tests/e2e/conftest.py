@@ -4,7 +4,6 @@ Training is the slow part (minutes on two cores) and is cached by fingerprint un
 so only the first run on a machine, or a run after bot data changed, pays for it.
 """
 
-import os
 import signal
 import socket
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 from e2e_stack import RunningStack
 
 from crm_store.db import create_engine_for
+from crm_store.settings import child_environment
 from crmbot.preparation import prepare_model, prepare_store
 
 STARTUP_TIMEOUT_S = 300
@@ -58,17 +58,18 @@ def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
         api_port=api_port,
         log_file=workdir / "stack.log",
     )
-    env = {
-        **os.environ,
-        "CRM_DATABASE_URL": stack.database_url,
-        "CRM_TODAY": REFERENCE_DAY,
-        "CRM_RASA_PORT": str(stack.rasa_port),
-        "CRM_ACTION_PORT": str(stack.action_port),
-        "CRM_API_PORT": str(stack.api_port),
-        "CRM_API_HOST": "127.0.0.1",
-        "RASA_TELEMETRY_ENABLED": "false",
-        "KNOWLEDGE_DIR": str(workdir / "knowledge"),
-    }
+    env = child_environment(
+        {
+            "CRM_DATABASE_URL": stack.database_url,
+            "CRM_TODAY": REFERENCE_DAY,
+            "CRM_RASA_PORT": str(stack.rasa_port),
+            "CRM_ACTION_PORT": str(stack.action_port),
+            "CRM_API_PORT": str(stack.api_port),
+            "CRM_API_HOST": "127.0.0.1",
+            "RASA_TELEMETRY_ENABLED": "false",
+            "KNOWLEDGE_DIR": str(workdir / "knowledge"),
+        }
+    )
     env.pop("CRM_TRACKER_URL", None)
     with stack.log_file.open("wb") as log:
         # The same command the README's run command ends with.

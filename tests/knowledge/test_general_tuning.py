@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.faq_data import BENCH_DATA
-from knowledge import general_tuning
 from knowledge.encoder import SentenceEncoder
 from knowledge.settings import (
     BASE_MODEL_DIR,
@@ -14,6 +13,7 @@ from knowledge.settings import (
     KnowledgeSettings,
 )
 from knowledge.text import normalise
+from knowledge.training import general_tuning
 
 TINY_CORPUS = {
     "source": "test",
@@ -99,7 +99,7 @@ def test_tuning_writes_a_stamped_model_that_moves_paraphrases_towards_their_faq(
 
 
 def test_a_batch_never_shows_a_paraphrase_its_own_faq_as_a_negative() -> None:
-    from knowledge.tuning import _distinct_faqs
+    from knowledge.training.tuning import _distinct_faqs
 
     batch = [("开通咋弄", "open"), ("怎么开", "open"), ("开不了", "broken"), ("关掉", "close")]
     negatives = {"开通咋弄": "broken", "怎么开": "broken", "开不了": "open", "关掉": "open"}

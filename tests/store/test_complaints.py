@@ -9,10 +9,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store import clock
 from crm_store.complaints import (
+    NO_ORDER,
+    REGISTERED_PHONE,
     SLA_HOURS,
     ComplaintReceipt,
     complaint_priority,
     create_complaint,
+    file_chat_complaint,
     infer_category,
     open_tickets,
     parse_ticket_id,
@@ -22,6 +25,7 @@ from crm_store.complaints import (
     sla_deadline,
     ticket_status,
 )
+from crm_store.errors import CrmError, Invalid, NotFound, Unavailable
 from crm_store.models import AuditLog, Employee, Interaction, Outbox, Ticket
 
 TODAY = date(2026, 11, 23)
@@ -162,9 +166,11 @@ def test_sla_deadlines() -> None:
     assert sla_deadline("低", NOW) == NOW + timedelta(days=3)
     in_utc = sla_deadline("高", datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
     assert in_utc.tzinfo == clock.TZ and in_utc.hour == 14
-    with pytest.raises(ValueError):
+    with pytest.raises(Invalid) as unknown:
         sla_deadline("紧急", NOW)
-    with pytest.raises(ValueError):
+    assert (unknown.value.code, unknown.value.field) == ("priority_unknown", "priority")
+    # A naive time is the caller's programming error, not a refusal.
+    with pytest.raises(TypeError):
         sla_deadline("高", datetime(2026, 11, 23, 10, 0))
 
 
@@ -388,22 +394,41 @@ def test_long_descriptions_are_summarised(demo_store: sessionmaker[Session]) -> 
 
 
 @pytest.mark.parametrize(
-    ("changes", "error"),
+    ("changes", "error", "code", "data"),
     [
-        ({"description": "   "}, ValueError),
-        ({"description": "坏" * 2001}, ValueError),
-        ({"category": "投诉"}, ValueError),
-        ({"contact_phone": "12345"}, ValueError),
-        ({"channel": "fax"}, ValueError),
-        ({"order_id": "SO2026"}, ValueError),
-        ({"order_id": "SO202611100004"}, ValueError),  # C0005's order
-        ({"order_id": "SO209912319999"}, LookupError),
-        ({"customer_id": "C0999"}, LookupError),
-        ({"customer_id": None, "order_id": "SO202611180001"}, ValueError),
+        ({"description": "   "}, Invalid, "description_empty", {"field": "description"}),
+        (
+            {"description": "坏" * 2001},
+            Invalid,
+            "description_too_long",
+            {"field": "description", "limit": 2000},
+        ),
+        ({"category": "投诉"}, Invalid, "category_unknown", {"field": "category"}),
+        ({"contact_phone": "12345"}, Invalid, "contact_phone_invalid", {"field": "contact_phone"}),
+        ({"channel": "fax"}, Invalid, "channel_unknown", {"field": "channel"}),
+        ({"order_id": "SO2026"}, Invalid, "order_id_malformed", {"field": "order_id"}),
+        (  # C0005's order
+            {"order_id": "SO202611100004"},
+            Invalid,
+            "order_of_another_customer",
+            {"field": "order_id", "order_id": "SO202611100004"},
+        ),
+        ({"order_id": "SO209912319999"}, NotFound, "order_not_found", {"order_id": "SO209912319999"}),
+        ({"customer_id": "C0999"}, NotFound, "customer_not_found", {"customer_id": "C0999"}),
+        (
+            {"customer_id": None, "order_id": "SO202611180001"},
+            Invalid,
+            "order_of_another_customer",
+            {"field": "order_id", "order_id": "SO202611180001"},
+        ),
     ],
 )
 def test_invalid_complaints_are_refused_and_write_nothing(
-    demo_store: sessionmaker[Session], changes: dict[str, str | None], error: type[Exception]
+    demo_store: sessionmaker[Session],
+    changes: dict[str, str | None],
+    error: type[CrmError],
+    code: str,
+    data: dict[str, object],
 ) -> None:
     fields: dict[str, str | None] = {
         "customer_id": "C0001",
@@ -415,7 +440,7 @@ def test_invalid_complaints_are_refused_and_write_nothing(
     } | changes
     with demo_store() as session:
         before = _counts(session)
-    with pytest.raises(error), demo_store.begin() as session:
+    with pytest.raises(error) as refused, demo_store.begin() as session:
         create_complaint(
             session,
             customer_id=fields["customer_id"],
@@ -426,6 +451,9 @@ def test_invalid_complaints_are_refused_and_write_nothing(
             channel=str(fields["channel"]),
             now=NOW,
         )
+    assert (refused.value.code, refused.value.data) == (code, data)
+    # The error's text reaches logs: never the description or the phone.
+    assert KETTLE not in str(refused.value) and "18201164104" not in str(refused.value)
     with demo_store() as session:
         assert _counts(session) == before
 
@@ -504,15 +532,85 @@ def test_rate_ticket(demo_store: sessionmaker[Session]) -> None:
 
 @pytest.mark.parametrize("rating", [0, 6, -1, True, 4.5, "5"])
 def test_rate_ticket_refuses_anything_but_1_to_5(demo_store: sessionmaker[Session], rating: object) -> None:
-    with pytest.raises(ValueError), demo_store.begin() as session:
+    with pytest.raises(Invalid) as refused, demo_store.begin() as session:
         rate_ticket(session, ticket_id="T09001", rating=rating, now=NOW)  # type: ignore[arg-type]
+    assert (refused.value.code, refused.value.data) == (
+        "rating_out_of_range",
+        {"field": "rating", "min": 1, "max": 5},
+    )
     with demo_store() as session:
         assert session.get_one(Ticket, "T09001").rating is None
 
 
 def test_rate_an_unknown_ticket(demo_store: sessionmaker[Session]) -> None:
-    with pytest.raises(LookupError), demo_store.begin() as session:
+    with pytest.raises(NotFound) as refused, demo_store.begin() as session:
         rate_ticket(session, ticket_id="T99999", rating=3, now=NOW)
+    assert (refused.value.code, refused.value.data) == ("ticket_not_found", {"ticket_id": "T99999"})
+
+
+def test_without_any_staff_a_complaint_cannot_be_assigned(session_factory: sessionmaker[Session]) -> None:
+    with session_factory() as session, pytest.raises(Unavailable) as refused:
+        pick_assignee(session, region="华东")
+    assert (refused.value.code, refused.value.data) == ("no_assignee", {"region": "华东"})
+
+
+# --- what the chat's complaint form collected ----------------------------------------------------
+
+
+def _chat_complaint(session: Session, **fields: str | None) -> ComplaintReceipt:
+    arguments: dict[str, str | None] = {
+        "customer_id": None,
+        "order": NO_ORDER,
+        "description": "耳机左耳没有声音",
+        "category": "产品质量",
+        "contact_phone": "13800138000",
+        "request_key": "web-form:1",
+    } | fields
+    return file_chat_complaint(session, now=NOW, **arguments)  # type: ignore[arg-type]
+
+
+def test_an_unverified_sender_names_an_order_only_in_the_description(
+    demo_store: sessionmaker[Session],
+) -> None:
+    with demo_store.begin() as session:
+        receipt = _chat_complaint(session, order="SO202611180001")
+    with demo_store() as session:
+        ticket = session.get_one(Ticket, receipt.ticket_id)
+    assert (ticket.customer_id, ticket.order_id, ticket.channel) == (None, None, "web")
+    assert ticket.description == "耳机左耳没有声音（提到的订单：SO202611180001，身份未核实）"
+
+
+def test_a_verified_customer_uses_the_phone_on_file(demo_store: sessionmaker[Session]) -> None:
+    with demo_store.begin() as session:
+        receipt = _chat_complaint(
+            session,
+            customer_id="C0001",
+            order="SO202611180001",
+            contact_phone=REGISTERED_PHONE,
+            category=None,
+        )
+    with demo_store() as session:
+        ticket = session.get_one(Ticket, receipt.ticket_id)
+    assert (ticket.customer_id, ticket.order_id, ticket.contact_phone, ticket.category) == (
+        "C0001",
+        "SO202611180001",
+        "18201164104",
+        "其他",
+    )
+
+
+def test_the_phone_on_file_is_no_phone_for_a_sender_not_verified(demo_store: sessionmaker[Session]) -> None:
+    with pytest.raises(Invalid) as refused, demo_store.begin() as session:
+        _chat_complaint(session, contact_phone=REGISTERED_PHONE)
+    assert refused.value.code == "contact_phone_invalid"
+
+
+def test_the_same_form_files_one_ticket(demo_store: sessionmaker[Session]) -> None:
+    with demo_store.begin() as session:
+        first = _chat_complaint(session)
+    with demo_store.begin() as session:
+        again = _chat_complaint(session)
+    assert (again.ticket_id, again.created) == (first.ticket_id, False)
 
 
 def test_a_complaint_filed_at_night_falls_due_after_service_opens() -> None:

@@ -8,14 +8,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.customers import (
+    OptOut,
     OrderSummary,
     customer_value_tier,
     find_customer_by_phone,
+    opt_out_from_chat,
     recent_orders,
     registered_phone,
     resolve_order_reference,
     set_opt_out,
 )
+from crm_store.errors import NotFound
 from crm_store.models import AuditLog, Customer, Order
 
 TODAY = date(2026, 11, 23)
@@ -170,8 +173,26 @@ def test_opt_in_again(demo_store: sessionmaker[Session]) -> None:
 
 
 def test_set_opt_out_of_an_unknown_customer(demo_store: sessionmaker[Session]) -> None:
-    with pytest.raises(LookupError), demo_store.begin() as session:
+    with pytest.raises(NotFound) as refused, demo_store.begin() as session:
         set_opt_out(session, customer_id="C0999", actor_role="customer", actor_id=None)
+    assert (refused.value.code, refused.value.data) == ("customer_not_found", {"customer_id": "C0999"})
+
+
+def test_opt_out_from_chat_by_phone_or_as_the_verified_customer(demo_store: sessionmaker[Session]) -> None:
+    with demo_store.begin() as session:
+        by_phone = opt_out_from_chat(session, customer_id=None, phone="172 0567 3406", actor_id="k1")
+        again = opt_out_from_chat(session, customer_id="C0003", phone=None, actor_id="k1")
+    assert by_phone == OptOut(customer_id="C0003", masked_phone="172****3406", changed=True)
+    assert again == OptOut(customer_id="C0003", masked_phone="172****3406", changed=False)
+    with demo_store() as session:
+        assert session.get_one(Customer, "C0003").opt_out is True
+
+
+def test_opt_out_from_chat_of_a_phone_nobody_has(demo_store: sessionmaker[Session]) -> None:
+    with pytest.raises(NotFound) as refused, demo_store.begin() as session:
+        opt_out_from_chat(session, customer_id=None, phone="13800138000", actor_id="k1")
+    assert refused.value.code == "customer_not_found"
+    assert "13800138000" not in str(refused.value)
 
 
 def test_value_tiers_of_the_demo_follow_the_20_80_rule(demo_store: sessionmaker[Session]) -> None:
@@ -247,7 +268,7 @@ def test_value_tier_counts_only_paid_orders_of_the_last_12_months(
 
 
 def test_value_tier_of_an_unknown_customer(demo_store: sessionmaker[Session]) -> None:
-    with pytest.raises(LookupError), demo_store() as session:
+    with pytest.raises(NotFound), demo_store() as session:
         customer_value_tier(session, customer_id="C0999", today=TODAY)
 
 

@@ -1,7 +1,10 @@
 """The FAQ knowledge base in the store: FAQs, revision, file import, unanswered queue, feedback."""
 
 import json
+import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,12 +13,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_store import clock
+from crm_store import clock, faqs
+from crm_store.errors import Conflict, CrmError, Invalid, NotFound
 from crm_store.faqs import (
-    FaqConflict,
-    FaqNotFound,
-    InvalidFaq,
-    UnansweredNotFound,
     create_faq,
     delete_faq,
     dismiss_unanswered,
@@ -32,11 +32,19 @@ from crm_store.faqs import (
     resolve_unanswered,
     update_faq,
 )
-from crm_store.importer import import_csv_dir
+from crm_store.importer import faq_reason, import_csv_dir
 from crm_store.models import AuditLog, Faq, FaqFeedback, FaqUnanswered
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=clock.TZ)
 DEMO_FAQS = 24
+
+
+@contextmanager
+def refused(kind: type[CrmError], code: str, **data: Any) -> Iterator[None]:
+    """Expect the block to raise `kind` with exactly this code and data."""
+    with pytest.raises(kind) as caught:
+        yield
+    assert (caught.value.code, caught.value.data) == (code, data)
 
 
 def _faq_count(store: sessionmaker[Session]) -> int:
@@ -97,7 +105,7 @@ def test_create_faq_takes_the_next_free_number_and_tidies_phrasings(
 
 
 def test_create_faq_under_a_taken_id_is_a_conflict(demo_store: sessionmaker[Session]) -> None:
-    with pytest.raises(FaqConflict, match="FAQ 编号 F001 已存在"), demo_store.begin() as session:
+    with refused(Conflict, "faq_id_taken", faq_id="F001"), demo_store.begin() as session:
         create_faq(session, faq_id="F001", question="新问题", answer="新答案")
     with demo_store() as session:
         assert get_faq(session, "F001").question == "怎么申请退货？"
@@ -128,9 +136,11 @@ def test_invalid_faqs_are_refused_with_a_chinese_reason(
     demo_store: sessionmaker[Session], change: dict[str, Any], field: str, message: str
 ) -> None:
     values: dict[str, Any] = {"question": "怎么开收据？", "answer": "在订单详情中申请。", **change}
-    with pytest.raises(InvalidFaq, match=message) as caught, demo_store.begin() as session:
+    with pytest.raises(Invalid) as caught, demo_store.begin() as session:
         create_faq(session, **values)
     assert caught.value.field == field
+    # The reason staff read in an import report (the API's wording is checked in tests/api).
+    assert re.search(message, faq_reason(caught.value.code, **caught.value.data))
     assert _faq_count(demo_store) == DEMO_FAQS
 
 
@@ -187,7 +197,7 @@ def test_unknown_faqs_are_not_found(demo_store: sessionmaker[Session]) -> None:
             lambda: update_faq(session, "F099", answer="答"),
             lambda: delete_faq(session, "F099"),
         ):
-            with pytest.raises(FaqNotFound, match="FAQ F099 不存在"):
+            with refused(NotFound, "faq_not_found", faq_id="F099"):
                 action()
 
 
@@ -389,8 +399,9 @@ def test_unreadable_json_is_reported(
 
 def test_only_csv_and_json_files_are_imported(demo_store: sessionmaker[Session], tmp_path: Path) -> None:
     path = _write(tmp_path / "faqs.xlsx", "")
-    with pytest.raises(InvalidFaq, match=r"只能导入 \.csv 或 \.json 文件"), demo_store.begin() as session:
+    with refused(Invalid, "faq_file_type"), demo_store.begin() as session:
         load_faq_file(session, path)
+    assert faq_reason("faq_file_type") == "只能导入 .csv 或 .json 文件"
 
 
 # --- questions the assistant could not answer ------------------------------------------------------
@@ -482,7 +493,9 @@ def test_list_unanswered_most_asked_first(demo_store: sessionmaker[Session]) -> 
         ]
         assert [row.question for row in list_unanswered(session, limit=2)] == ["周末发货吗", "能开收据吗"]
         assert [row.question for row in list_unanswered(session, "dismissed")] == ["你好笨"]
-        with pytest.raises(InvalidFaq, match="状态只能是 open、resolved、dismissed"):
+        with refused(
+            Invalid, "unanswered_status_unknown", field="status", allowed=("open", "resolved", "dismissed")
+        ):
             list_unanswered(session, "closed")
 
 
@@ -549,25 +562,32 @@ def test_resolve_refusals(demo_store: sessionmaker[Session]) -> None:
     long_id = _record(demo_store, "问" * 300)
     assert row_id is not None and long_id is not None
     with demo_store.begin() as session:
-        with pytest.raises(InvalidFaq, match="请提供答案"):
+        with refused(Invalid, "resolve_needs_answer_or_faq", field="answer"):
             resolve_unanswered(session, row_id)
-        with pytest.raises(FaqNotFound, match="FAQ F099 不存在"):
+        with refused(NotFound, "faq_not_found", faq_id="F099"):
             resolve_unanswered(session, row_id, faq_id="F099")
-        with pytest.raises(FaqConflict, match="FAQ F001 已存在"):
+        with refused(Conflict, "faq_exists_answer_given", faq_id="F001"):
             resolve_unanswered(session, row_id, faq_id="F001", answer="答")
-        with pytest.raises(InvalidFaq, match="分类只用于新建 FAQ"):
+        with refused(Invalid, "category_only_for_new_faq", field="category"):
             resolve_unanswered(session, row_id, faq_id="F001", category="物流")
-        with pytest.raises(InvalidFaq, match="问题不能超过 200 字"):
+        with refused(Invalid, "faq_question_too_long", field="question", max_chars=200):
             resolve_unanswered(session, long_id, answer="答")
-        with pytest.raises(UnansweredNotFound, match="待解答问题 9999 不存在"):
+        with refused(NotFound, "unanswered_not_found", unanswered_id=9999):
             resolve_unanswered(session, 9999, answer="答")
     assert _faq_count(demo_store) == DEMO_FAQS
 
     with demo_store.begin() as session:
         resolve_unanswered(session, row_id, answer="周末照常发货。")
-    with pytest.raises(FaqConflict, match="已解决"), demo_store.begin() as session:
+    resolved_by = _unanswered(demo_store, row_id).resolved_faq_id
+    with (
+        refused(Conflict, "unanswered_already_resolved", unanswered_id=row_id, faq_id=resolved_by),
+        demo_store.begin() as session,
+    ):
         resolve_unanswered(session, row_id, answer="再答一次")
-    with pytest.raises(FaqConflict, match="已解决"), demo_store.begin() as session:
+    with (
+        refused(Conflict, "unanswered_resolved_not_dismissable", unanswered_id=row_id),
+        demo_store.begin() as session,
+    ):
         dismiss_unanswered(session, row_id)
 
 
@@ -655,7 +675,7 @@ def test_feedback_outlives_its_faq_but_needs_one_to_start(demo_store: sessionmak
     with demo_store() as session:
         (stats,) = feedback_summary(session).faqs
     assert (stats.faq_id, stats.question, stats.unhelpful) == ("F003", None, 1)
-    with pytest.raises(FaqNotFound), demo_store.begin() as session:
+    with refused(NotFound, "faq_not_found", faq_id="F003"), demo_store.begin() as session:
         record_feedback(session, "F003", True, sender_id="web-b")
 
 
@@ -681,3 +701,20 @@ def test_paraphrase_pairs(demo_store: sessionmaker[Session]) -> None:
     # The new FAQ's question is the resolved text itself: no pair teaches that a text means itself.
     assert all(faq_id != "F025" for _, faq_id in pairs)
     assert len(pairs) == alts == len(set(pairs))
+
+
+def test_a_question_resolved_by_a_deleted_faq_stays_resolved(demo_store: sessionmaker[Session]) -> None:
+    row_id = _record(demo_store, "周末发货吗")
+    assert row_id is not None
+    with demo_store.begin() as session:
+        faq = resolve_unanswered(session, row_id, answer="周末照常发货。")
+        delete_faq(session, faq.faq_id)
+    with (
+        refused(Conflict, "unanswered_resolved_by_deleted_faq", unanswered_id=row_id),
+        demo_store.begin() as session,
+    ):
+        resolve_unanswered(session, row_id, answer="再答一次")
+
+
+def test_the_package_exports_exactly_what_it_lists() -> None:
+    assert {name for name in vars(faqs) if not name.startswith("_")} == set(faqs.__all__)

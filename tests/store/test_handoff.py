@@ -1,6 +1,8 @@
-"""Hand-off to a person: cases, transcript, staff replies, closing, rating, service hours."""
+"""Hand-off to a person: cases, transcript, staff replies, closing, rating, service hours, the relay."""
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -8,8 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store import clock
+from crm_store.errors import Conflict, CrmError, Invalid, NotFound
 from crm_store.handoff import (
     TRANSCRIPT_MAX_ENTRIES,
+    Delivery,
+    RelayTurn,
     add_customer_message,
     add_staff_reply,
     close_handoff,
@@ -20,9 +25,10 @@ from crm_store.handoff import (
     open_handoff,
     pending_replies,
     rate_handoff,
+    relay_turn,
     unrated_closed_case,
 )
-from crm_store.models import AuditLog, HandoffCase
+from crm_store.models import AuditLog, HandoffCase, HandoffMessage
 from crm_store.service_hours import SERVICE_HOURS, next_service_time
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=clock.TZ)
@@ -61,7 +67,8 @@ def test_next_service_time(now: datetime, expected: datetime | None) -> None:
 
 
 def test_next_service_time_refuses_a_naive_time() -> None:
-    with pytest.raises(ValueError):
+    # A programming error of the caller, not a refusal of the CRM's rules.
+    with pytest.raises(TypeError):
         next_service_time(datetime(2026, 11, 23, 10, 0))
 
 
@@ -217,52 +224,64 @@ def test_the_transcript_keeps_the_latest_entries(demo_store: sessionmaker[Sessio
     assert case.transcript[0].text == "第6句" and case.transcript[-1].text == "最后一句"
 
 
-def test_replies_to_a_closed_case_are_refused(demo_store: sessionmaker[Session]) -> None:
+def test_a_closed_case_refuses_replies_messages_and_a_second_close(demo_store: sessionmaker[Session]) -> None:
     case_id = _open(demo_store)
     with demo_store.begin() as session:
         close_handoff(session, case_id=case_id, now=NOW)
-        # Closing twice changes nothing.
-        assert close_handoff(session, case_id=case_id, now=NOW + timedelta(hours=1)).closed_at == NOW
-    with pytest.raises(ValueError), demo_store.begin() as session:
-        add_staff_reply(session, case_id=case_id, text="您好", staff_id="E06", now=NOW)
-    with pytest.raises(ValueError), demo_store.begin() as session:
-        add_customer_message(session, case_id=case_id, text="您好", now=NOW)
+    calls: list[Callable[[Session], object]] = [
+        lambda session: add_staff_reply(session, case_id=case_id, text="您好", staff_id="E06", now=NOW),
+        lambda session: add_customer_message(session, case_id=case_id, text="您好", now=NOW),
+        lambda session: close_handoff(session, case_id=case_id, now=NOW + timedelta(hours=1)),
+    ]
+    for call in calls:
+        with pytest.raises(Conflict) as refused, demo_store.begin() as session:
+            call(session)
+        assert (refused.value.code, refused.value.data) == ("handoff_closed", {"case_id": case_id})
+    with demo_store() as session:
+        assert get_handoff(session, case_id=case_id).closed_at == NOW  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
-    ("case_offset", "text", "staff_id", "error"),
+    ("case_offset", "text", "staff_id", "error", "code"),
     [
-        (0, "   ", "E06", ValueError),
-        (0, "长" * 2001, "E06", ValueError),
-        (0, "您好", "E99", LookupError),
-        (1000, "您好", "E06", LookupError),
+        (0, "   ", "E06", Invalid, "reply_empty"),
+        (0, "长" * 2001, "E06", Invalid, "reply_too_long"),
+        (0, "您好", "E99", NotFound, "employee_not_found"),
+        (1000, "您好", "E06", NotFound, "handoff_not_found"),
     ],
 )
 def test_bad_replies_are_refused(
-    demo_store: sessionmaker[Session], case_offset: int, text: str, staff_id: str, error: type[Exception]
+    demo_store: sessionmaker[Session],
+    case_offset: int,
+    text: str,
+    staff_id: str,
+    error: type[CrmError],
+    code: str,
 ) -> None:
     case_id = _open(demo_store)
-    with pytest.raises(error), demo_store.begin() as session:
+    with pytest.raises(error) as refused, demo_store.begin() as session:
         add_staff_reply(session, case_id=case_id + case_offset, text=text, staff_id=staff_id, now=NOW)
+    assert refused.value.code == code
     with demo_store() as session:
         assert pending_replies(session, conversation="web-1") == []
 
 
 @pytest.mark.parametrize(
-    ("fields", "error"),
+    ("fields", "error", "code"),
     [
-        ({"reason": "想聊天"}, ValueError),
-        ({"transcript": [{"who": "robot", "text": "hi"}]}, ValueError),
-        ({"customer_id": "C0999"}, LookupError),
-        ({"ticket_id": "T99999"}, LookupError),
+        ({"reason": "想聊天"}, Invalid, "handoff_reason_unknown"),
+        ({"transcript": [{"who": "robot", "text": "hi"}]}, Invalid, "transcript_speaker_unknown"),
+        ({"customer_id": "C0999"}, NotFound, "customer_not_found"),
+        ({"ticket_id": "T99999"}, NotFound, "ticket_not_found"),
     ],
 )
 def test_bad_handoffs_are_refused(
-    demo_store: sessionmaker[Session], fields: dict[str, object], error: type[Exception]
+    demo_store: sessionmaker[Session], fields: dict[str, object], error: type[CrmError], code: str
 ) -> None:
     arguments: dict[str, object] = {"conversation": "web-1", "reason": "客户要求", "now": NOW} | fields
-    with pytest.raises(error), demo_store.begin() as session:
+    with pytest.raises(error) as refused, demo_store.begin() as session:
         open_handoff(session, **arguments)  # type: ignore[arg-type]
+    assert refused.value.code == code
     with demo_store() as session:
         assert session.scalar(select(func.count()).select_from(HandoffCase)) == 0
 
@@ -275,9 +294,9 @@ def test_rate_handoff(demo_store: sessionmaker[Session]) -> None:
     with demo_store() as session:
         case = get_handoff(session, case_id=case_id)
         assert case is not None and case.rating == 5
-    with pytest.raises(ValueError), demo_store.begin() as session:
+    with pytest.raises(Invalid), demo_store.begin() as session:
         rate_handoff(session, case_id=case_id, rating=0, now=NOW)
-    with pytest.raises(LookupError), demo_store.begin() as session:
+    with pytest.raises(NotFound), demo_store.begin() as session:
         rate_handoff(session, case_id=case_id + 1000, rating=3, now=NOW)
 
 
@@ -304,3 +323,125 @@ def test_the_latest_closed_unrated_case_is_the_one_to_rate(session_factory: sess
         rate_handoff(session, case_id=first, rating=5)
         assert unrated_closed_case(session, conversation="web-rate") is None
         assert unrated_closed_case(session, conversation="someone-else") is None
+
+
+# --- closing words ------------------------------------------------------------------------------
+
+CLOSING = "本次服务已结束"
+
+
+def test_closing_queues_the_closing_words_as_the_last_message(demo_store: sessionmaker[Session]) -> None:
+    case_id = _open(demo_store)
+    with demo_store.begin() as session:
+        add_staff_reply(session, case_id=case_id, text="已为您处理好了", staff_id="E06", now=NOW)
+        view = close_handoff(session, case_id=case_id, staff_id="staff", closing_text=CLOSING, now=NOW)
+    assert (view.status, view.transcript[-1].who, view.transcript[-1].text) == ("closed", "staff", CLOSING)
+    with demo_store() as session:
+        pending = pending_replies(session, conversation="web-1")
+        kinds = session.scalars(select(HandoffMessage.kind).order_by(HandoffMessage.id)).all()
+    assert [(p.text, p.kind) for p in pending] == [("已为您处理好了", "reply"), (CLOSING, "closing")]
+    assert kinds == ["reply", "closing"]
+
+
+# --- the relay: the customer's side while a person has the conversation ------------------------
+
+
+def test_a_paused_conversation_is_recorded_and_held(demo_store: sessionmaker[Session]) -> None:
+    case_id = _open(demo_store)
+
+    turn = relay_turn(demo_store, conversation="web-1", text="人呢？")
+
+    assert turn == RelayTurn(paused=True) and turn.holding
+    with demo_store() as session:
+        case = get_handoff(session, case_id=case_id)
+    assert case is not None and (case.transcript[-1].who, case.transcript[-1].text) == ("customer", "人呢？")
+
+
+def test_a_conversation_without_a_case_is_left_to_the_bot(demo_store: sessionmaker[Session]) -> None:
+    _open(demo_store)
+
+    assert relay_turn(demo_store, conversation="web-other", text="你好") == RelayTurn(paused=False)
+    assert relay_turn(demo_store, conversation="web-1", text=None) == RelayTurn(paused=False)
+
+
+def test_staff_messages_are_handed_over_once_with_the_rating_asked_on_closing(
+    demo_store: sessionmaker[Session],
+) -> None:
+    case_id = _open(demo_store)
+    with demo_store.begin() as session:
+        add_staff_reply(session, case_id=case_id, text="您好", staff_id=None, now=NOW)
+    assert relay_turn(demo_store, conversation="web-1", text="在吗") == RelayTurn(
+        paused=True, deliveries=(Delivery(case_id=case_id, text="您好", kind="reply", asks_rating=False),)
+    )
+    with demo_store.begin() as session:
+        close_handoff(session, case_id=case_id, staff_id="staff", closing_text=CLOSING, now=NOW)
+
+    # A poll after the close; then the case is no longer open, so a message goes to the bot.
+    polled = relay_turn(demo_store, conversation="web-1", text=None)
+    after = relay_turn(demo_store, conversation="web-1", text="谢谢")
+
+    assert polled == RelayTurn(
+        paused=False, deliveries=(Delivery(case_id=case_id, text=CLOSING, kind="closing", asks_rating=True),)
+    )
+    assert after == RelayTurn(paused=False)
+
+
+def test_the_closing_words_of_a_rated_case_ask_nothing(demo_store: sessionmaker[Session]) -> None:
+    case_id = _open(demo_store)
+    with demo_store.begin() as session:
+        close_handoff(session, case_id=case_id, closing_text=CLOSING, now=NOW)
+        rate_handoff(session, case_id=case_id, rating=4, now=NOW)
+
+    turn = relay_turn(demo_store, conversation="web-1", text=None)
+
+    assert [(d.kind, d.asks_rating) for d in turn.deliveries] == [("closing", False)]
+
+
+def test_a_staff_reply_reaches_one_of_many_concurrent_polls(demo_store: sessionmaker[Session]) -> None:
+    case_id = _open(demo_store)
+    with demo_store.begin() as session:
+        add_staff_reply(session, case_id=case_id, text="只说一次", staff_id=None, now=NOW)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        turns = list(pool.map(lambda _: relay_turn(demo_store, conversation="web-1", text=None), range(8)))
+
+    assert sum(len(turn.deliveries) for turn in turns) == 1
+
+
+# --- one clock ----------------------------------------------------------------------------------
+
+
+def test_a_case_opened_on_a_pinned_day_has_its_transcript_on_that_day(
+    demo_store: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_TODAY", "2026-11-23")
+    # What the bot sends: real instants of the chat (Rasa's event times), a minute apart.
+    real_now = datetime.now(UTC)
+    transcript = [
+        {"who": "customer", "text": "转人工", "at": (real_now - timedelta(minutes=1)).isoformat()},
+        {"who": "bot", "text": "好的", "at": real_now.isoformat()},
+    ]
+    with demo_store.begin() as session:
+        opening = open_handoff(session, conversation="web-pinned", reason="客户要求", transcript=transcript)
+    with demo_store.begin() as session:
+        add_customer_message(session, case_id=opening.case.id, text="还在吗")
+
+    with demo_store() as session:
+        case = get_handoff(session, case_id=opening.case.id)
+    assert case is not None and case.opened_at.date() == date(2026, 11, 23)
+    assert [entry.at.date() for entry in case.transcript] == [date(2026, 11, 23)] * 3
+    first, second, third = (entry.at for entry in case.transcript)
+    assert second - first == timedelta(minutes=1)
+    assert first < second <= case.opened_at + timedelta(seconds=5) and second <= third
+
+
+def test_crm_time_places_a_real_instant_on_the_pinned_calendar(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = datetime.now(clock.TZ)
+    monkeypatch.delenv("CRM_TODAY", raising=False)
+    assert clock.crm_time(real) == real
+    monkeypatch.setenv("CRM_TODAY", "2026-11-23")
+    moved = clock.crm_time(real.astimezone(UTC))
+    assert moved.date() == date(2026, 11, 23) and moved.tzinfo == clock.TZ
+    assert moved.time() == real.time()
+    with pytest.raises(TypeError):
+        clock.crm_time(datetime(2026, 11, 23, 10, 0))

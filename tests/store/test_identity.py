@@ -44,8 +44,8 @@ def test_phone_and_own_order_verify(demo_store: sessionmaker[Session]) -> None:
         "182****4104",
         "张女士",
     )
-    assert "张女士" in result.message
-    assert PHONE not in result.message
+    # The result is data for the chat to word (bot/domain/identity.yml); nothing in it is the phone.
+    assert PHONE not in repr(result)
 
 
 def test_a_male_customer_is_addressed_as_xiansheng(demo_store: sessionmaker[Session]) -> None:
@@ -62,7 +62,6 @@ def test_wrong_order_is_a_mismatch_with_two_attempts_left(demo_store: sessionmak
     result = _verify(demo_store, order_id=OTHER_ORDER)
     assert (result.outcome, result.attempts_left, result.customer_id) == ("mismatch", 2, None)
     assert not result.verified
-    assert "2" in result.message
 
 
 def test_a_mismatch_never_says_which_part_was_wrong(demo_store: sessionmaker[Session]) -> None:
@@ -82,7 +81,7 @@ def test_third_failure_locks_for_fifteen_minutes(demo_store: sessionmaker[Sessio
     assert third.outcome == "locked"
     assert third.locked_until == NOW + timedelta(minutes=2) + LOCK_DURATION
     assert timedelta(minutes=15) == LOCK_DURATION and MAX_FAILED_ATTEMPTS == 3
-    assert "10:17" in third.message
+    assert third.locked_until is not None and f"{third.locked_until:%H:%M}" == "10:17"
 
     # Even the right phone and order are refused while locked, and do not extend the lock.
     during = _verify(demo_store, now=NOW + timedelta(minutes=16))
@@ -146,15 +145,20 @@ def test_old_failures_are_forgotten(demo_store: sessionmaker[Session]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("phone", "order_id"),
-    [("1820116410", ORDER), ("电话是多少", ORDER), (PHONE, "SO2026"), (PHONE, "我不记得了")],
+    ("phone", "order_id", "field"),
+    [
+        ("1820116410", ORDER, "phone"),
+        ("电话是多少", ORDER, "phone"),
+        (PHONE, "SO2026", "order_id"),
+        (PHONE, "我不记得了", "order_id"),
+    ],
 )
 def test_malformed_input_is_invalid_and_costs_no_attempt(
-    demo_store: sessionmaker[Session], phone: str, order_id: str
+    demo_store: sessionmaker[Session], phone: str, order_id: str, field: str
 ) -> None:
     for _ in range(MAX_FAILED_ATTEMPTS + 1):
         result = _verify(demo_store, phone=phone, order_id=order_id)
-        assert (result.outcome, result.customer_id) == ("invalid", None)
+        assert (result.outcome, result.customer_id, result.invalid_field) == ("invalid", None, field)
     assert _verify(demo_store).verified
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_store.faqs import load_faq_file
 from crm_store.importer import KNOWN_FILES, ImportReport, import_csv_dir
 from crm_store.models import Base, Customer, Employee, Faq, Order, OrderItem, Product, Ticket
 
@@ -381,3 +382,50 @@ def test_import_of_a_missing_directory_fails_loudly(
 ) -> None:
     with pytest.raises(NotADirectoryError):
         import_csv_dir(session_factory, tmp_path / "nope")
+
+
+def test_a_bad_faq_row_gets_the_same_reason_from_both_imports(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # `crmbot import DIR` (import_csv_dir) and `crmbot faq import FILE` (load_faq_file) check a
+    # faqs.csv row with one function, so each bad row is refused by both, for the same reason.
+    many_alts = "|".join(f"问法{i}" for i in range(31))
+    data = tmp_path / "crm"
+    data.mkdir()
+    faqs_csv = data / "faqs.csv"
+    faqs_csv.write_text(
+        "faq_id,category,question,answer,alt_questions\n"
+        "F001,售后,怎么退货？,  在订单详情中申请。  ,如何退货|如何退货|怎么退货？\n"
+        "F002,售后,,没有问题,\n"
+        "F 3,售后,问题,答案,\n"
+        f"F004,售后,{'长' * 201},答案,\n"
+        f"F005,售后,问题,{'答' * 2001},\n"
+        f"F006,{'类' * 33},问题,答案,\n"
+        f"F007,售后,问题,答案,{many_alts}\n"
+        f"F008,售后,问题,答案,好的|{'长' * 201}\n"
+        "F009,售后,问题,答案\n"
+        "F010,物流,能寄到国外吗？,暂不支持。,\n",
+        encoding="utf-8",
+    )
+    expected = [
+        (3, "缺少必填字段 question"),
+        (4, "faq_id 格式不对：只能含字母、数字、-、_、.，最长 32 位"),
+        (5, "问题不能超过 200 字"),
+        (6, "答案不能超过 2000 字"),
+        (7, "分类不能超过 32 字"),
+        (8, "备选问法最多 30 条"),
+        (9, "第 2 条备选问法不能超过 200 字"),
+        (10, "列数不对：应为 5 列，实际 4 列"),
+    ]
+
+    directory_report = import_csv_dir(session_factory, data)
+    with session_factory.begin() as session:
+        file_report = load_faq_file(session, faqs_csv)
+
+    assert [(error.line, error.reason) for error in directory_report.errors] == expected
+    assert [(int(error.where), error.reason) for error in file_report.errors] == expected
+    # The good rows were stored as the FAQ rules clean them, so the second import changed nothing.
+    assert (file_report.inserted, file_report.updated, file_report.unchanged) == (0, 0, 2)
+    with session_factory() as session:
+        faq = session.get_one(Faq, "F001")
+        assert (faq.answer, faq.alt_question_list()) == ("在订单详情中申请。", ["如何退货"])

@@ -1,9 +1,11 @@
-"""Hand-off of a conversation to a person: cases, their transcript, staff replies waiting for delivery.
+"""Hand-off cases: opening, the transcript, staff messages waiting for delivery, closing, rating.
 
-While a conversation has an open case the bot stays silent for it (the chat layer asks
-`open_case_for`); staff read the case and its transcript, reply with `add_staff_reply`, and the chat
-delivers `pending_replies` to the customer. Closing the case gives the conversation back to the bot.
-Outside `SERVICE_HOURS` the customer is told when someone will answer (`next_service_time`).
+Every time of a case comes from the CRM clock: times the caller gives (`now`) are CRM times, and
+the transcript's times, real instants of the chat, are placed on the CRM's calendar
+(`crm_store.clock.crm_time`), so a case opened on a pinned day has its transcript on that day.
+
+`add_staff_reply`, `add_customer_message` and `close_handoff` lock the case for the caller's
+transaction (a reply cannot race a close) and refuse a case that is not open.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,11 +19,14 @@ from sqlalchemy.orm import Session
 
 from crm_store import clock
 from crm_store.complaints import check_rating
+from crm_store.errors import Conflict, Invalid, NotFound
 from crm_store.ids import begin_write
 from crm_store.models import AuditLog, Customer, Employee, HandoffCase, HandoffMessage, Ticket
 from crm_store.privacy import conversation_key
 from crm_store.service_hours import next_service_time
 from crm_store.vocab import (
+    HANDOFF_MESSAGE_CLOSING,
+    HANDOFF_MESSAGE_REPLY,
     HANDOFF_REASONS,
     HANDOFF_STATUS_CLOSED,
     HANDOFF_STATUS_OPEN,
@@ -79,22 +84,27 @@ class HandoffOpening:
 
 @dataclass(frozen=True)
 class StaffReply:
-    """A staff reply of a case; `delivered_at` is None until the chat has shown it to the customer."""
+    """A staff message of a case; `delivered_at` is None until the chat has shown it to the customer.
+
+    `kind` is "reply", or "closing" for the closing words queued by `close_handoff`.
+    """
 
     id: int
     case_id: int
     text: str
     created_at: datetime
     delivered_at: datetime | None
+    kind: str = HANDOFF_MESSAGE_REPLY
 
 
 def _entry(who: str, text: str, at: datetime) -> dict[str, Any]:
     if who not in TRANSCRIPT_SPEAKERS:
-        raise ValueError(f"未知的发言方：{who}")
+        raise Invalid("transcript_speaker_unknown", field="transcript")
     return {"who": who, "text": text[:TEXT_MAX_CHARS], "at": at.astimezone(clock.TZ).isoformat()}
 
 
 def _parse_at(value: object, default: datetime) -> datetime:
+    """A transcript time: a real instant placed on the CRM calendar, or `default` if unreadable."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -104,7 +114,7 @@ def _parse_at(value: object, default: datetime) -> datetime:
             return default
     else:
         return default
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=clock.TZ)
+    return clock.crm_time(moment if moment.tzinfo is not None else moment.replace(tzinfo=clock.TZ))
 
 
 def _entries(transcript: Iterable[Mapping[str, Any]], default_at: datetime) -> list[dict[str, Any]]:
@@ -144,7 +154,26 @@ def _open_case(session: Session, conversation: str) -> HandoffCase | None:
 def _case(session: Session, case_id: int) -> HandoffCase:
     case = session.get(HandoffCase, case_id)
     if case is None:
-        raise LookupError(f"转人工会话 {case_id} 不存在")
+        raise NotFound("handoff_not_found", case_id=case_id)
+    return case
+
+
+def _locked_open_case(session: Session, case_id: int) -> HandoffCase:
+    """The case, locked for the caller's transaction, if it is still open.
+
+    On SQLite the write lock is taken before the read, so that the state read cannot change under
+    the caller (a close racing a reply); on PostgreSQL the row lock does that.
+
+    Raises:
+        NotFound: "handoff_not_found".
+        Conflict: "handoff_closed".
+    """
+    begin_write(session, HandoffCase)
+    case = session.get(HandoffCase, case_id, with_for_update=True, populate_existing=True)
+    if case is None:
+        raise NotFound("handoff_not_found", case_id=case_id)
+    if case.status != HANDOFF_STATUS_OPEN:
+        raise Conflict("handoff_closed", case_id=case_id)
     return case
 
 
@@ -169,20 +198,22 @@ def open_handoff(
         reason: One of `HANDOFF_REASONS` (客户要求, 连续未理解, 高优先级投诉).
         customer_id: The verified customer, if any.
         ticket_id: The ticket that caused it, if any.
-        transcript: The conversation so far, oldest first: {"who", "text", "at"} mappings; a
-            missing or unreadable "at" becomes `now`. Only the last `TRANSCRIPT_MAX_ENTRIES` are kept.
+        transcript: The conversation so far, oldest first: {"who", "text", "at"} mappings. "at" is
+            when it was said, a real instant (an aware datetime or ISO 8601 text; naive means
+            Beijing time), placed on the CRM calendar with `clock.crm_time`; a missing or
+            unreadable one becomes `now`. Only the last `TRANSCRIPT_MAX_ENTRIES` are kept.
         now: The current time; the CRM clock by default.
 
     Raises:
-        ValueError: Unknown reason or speaker.
-        LookupError: The customer or the ticket does not exist.
+        Invalid: Unknown reason ("handoff_reason_unknown") or speaker ("transcript_speaker_unknown").
+        NotFound: The customer ("customer_not_found") or the ticket ("ticket_not_found").
     """
     if reason not in HANDOFF_REASONS:
-        raise ValueError(f"未知的转人工原因：{reason}")
+        raise Invalid("handoff_reason_unknown", field="reason")
     if customer_id is not None and session.get(Customer, customer_id) is None:
-        raise LookupError(f"客户 {customer_id} 不存在")
+        raise NotFound("customer_not_found", customer_id=customer_id)
     if ticket_id is not None and session.get(Ticket, ticket_id) is None:
-        raise LookupError(f"工单 {ticket_id} 不存在")
+        raise NotFound("ticket_not_found", ticket_id=ticket_id)
     moment = now if now is not None else clock.now()
     entries = _entries(transcript, moment)
 
@@ -254,15 +285,13 @@ def _append(case: HandoffCase, entry: dict[str, Any]) -> None:
 
 
 def add_customer_message(session: Session, *, case_id: int, text: str, now: datetime | None = None) -> None:
-    """Add what the customer wrote while the bot is paused to the case's transcript.
+    """Add what the customer wrote while the bot is paused to the case's transcript (locks the case).
 
     Raises:
-        LookupError: No such case.
-        ValueError: The case is closed.
+        NotFound: No such case ("handoff_not_found").
+        Conflict: The case is closed ("handoff_closed").
     """
-    case = _case(session, case_id)
-    if case.status != HANDOFF_STATUS_OPEN:
-        raise ValueError("该转人工会话已结束")
+    case = _locked_open_case(session, case_id)
     _append(case, _entry("customer", text, now if now is not None else clock.now()))
     session.flush()
 
@@ -274,35 +303,16 @@ def _reply_view(message: HandoffMessage) -> StaffReply:
         text=message.text,
         created_at=message.created_at.astimezone(clock.TZ),
         delivered_at=message.delivered_at.astimezone(clock.TZ) if message.delivered_at else None,
+        kind=message.kind,
     )
 
 
-def add_staff_reply(
-    session: Session, *, case_id: int, text: str, staff_id: str | None, now: datetime | None = None
-) -> StaffReply:
-    """Queue a staff reply for the customer and add it to the transcript.
-
-    `staff_id` is the replying employee, or None while staff share one API token and so have no
-    individual identity yet; the audit row then names no one.
-
-    Raises:
-        LookupError: No such case or employee.
-        ValueError: Empty or too long text, or the case is closed.
-    """
-    body = text.strip()
-    if not body:
-        raise ValueError("回复内容不能为空")
-    if len(body) > TEXT_MAX_CHARS:
-        raise ValueError(f"回复内容过长（超过 {TEXT_MAX_CHARS} 字）")
-    case = _case(session, case_id)
-    if case.status != HANDOFF_STATUS_OPEN:
-        raise ValueError("该转人工会话已结束，无法再回复")
-    if staff_id is not None and session.get(Employee, staff_id) is None:
-        raise LookupError(f"员工 {staff_id} 不存在")
-    moment = now if now is not None else clock.now()
-    message = HandoffMessage(case_id=case.id, staff_id=staff_id, text=body, created_at=moment)
+def _queue_staff_message(
+    session: Session, case: HandoffCase, *, text: str, kind: str, staff_id: str | None, moment: datetime
+) -> HandoffMessage:
+    message = HandoffMessage(case_id=case.id, staff_id=staff_id, kind=kind, text=text, created_at=moment)
     session.add(message)
-    _append(case, _entry("staff", body, moment))
+    _append(case, _entry("staff", text, moment))
     session.add(
         AuditLog(
             actor_role="staff",
@@ -312,6 +322,34 @@ def add_staff_reply(
             entity_id=str(case.id),
             detail={},
         )
+    )
+    return message
+
+
+def add_staff_reply(
+    session: Session, *, case_id: int, text: str, staff_id: str | None, now: datetime | None = None
+) -> StaffReply:
+    """Queue a staff reply for the customer and add it to the transcript (locks the case).
+
+    `staff_id` is the replying employee, or None while staff share one API token and so have no
+    individual identity yet; the audit row then names no one.
+
+    Raises:
+        Invalid: Empty ("reply_empty") or too long ("reply_too_long", with `limit`) text.
+        NotFound: No such case ("handoff_not_found") or employee ("employee_not_found").
+        Conflict: The case is closed ("handoff_closed").
+    """
+    body = text.strip()
+    if not body:
+        raise Invalid("reply_empty", field="text")
+    if len(body) > TEXT_MAX_CHARS:
+        raise Invalid("reply_too_long", field="text", limit=TEXT_MAX_CHARS)
+    case = _locked_open_case(session, case_id)
+    if staff_id is not None and session.get(Employee, staff_id) is None:
+        raise NotFound("employee_not_found", employee_id=staff_id)
+    moment = now if now is not None else clock.now()
+    message = _queue_staff_message(
+        session, case, text=body, kind=HANDOFF_MESSAGE_REPLY, staff_id=staff_id, moment=moment
     )
     session.flush()
     return _reply_view(message)
@@ -346,28 +384,48 @@ def mark_delivered(session: Session, *, reply_ids: Iterable[int], now: datetime 
 
 
 def close_handoff(
-    session: Session, *, case_id: int, staff_id: str | None = None, now: datetime | None = None
+    session: Session,
+    *,
+    case_id: int,
+    staff_id: str | None = None,
+    closing_text: str | None = None,
+    now: datetime | None = None,
 ) -> HandoffCaseView:
-    """Close the case, which gives the conversation back to the bot; closing again changes nothing.
+    """Close the case (locking it), which gives the conversation back to the bot.
+
+    Args:
+        session: An open session; the caller commits.
+        case_id: The case.
+        staff_id: Who closed it, for the audit row (None: the system).
+        closing_text: The closing words, queued as the case's last staff message (kind "closing",
+            the chat delivers it with the 1–5 rating buttons while the case is unrated) and added
+            to the transcript; None queues nothing.
+        now: The current time; the CRM clock by default.
 
     Raises:
-        LookupError: No such case.
+        NotFound: No such case ("handoff_not_found").
+        Conflict: The case is already closed ("handoff_closed"): the closing words go out once.
     """
-    case = _case(session, case_id)
-    if case.status == HANDOFF_STATUS_OPEN:
-        case.status = HANDOFF_STATUS_CLOSED
-        case.closed_at = now if now is not None else clock.now()
-        session.add(
-            AuditLog(
-                actor_role="staff" if staff_id is not None else "system",
-                actor_id=staff_id,
-                action="close_handoff",
-                entity="handoff_case",
-                entity_id=str(case.id),
-                detail={},
-            )
+    case = _locked_open_case(session, case_id)
+    moment = now if now is not None else clock.now()
+    if closing_text is not None:
+        # Staff share one token, so the closing words, like their replies, name no employee.
+        _queue_staff_message(
+            session, case, text=closing_text, kind=HANDOFF_MESSAGE_CLOSING, staff_id=None, moment=moment
         )
-        session.flush()
+    case.status = HANDOFF_STATUS_CLOSED
+    case.closed_at = moment
+    session.add(
+        AuditLog(
+            actor_role="staff" if staff_id is not None else "system",
+            actor_id=staff_id,
+            action="close_handoff",
+            entity="handoff_case",
+            entity_id=str(case.id),
+            detail={},
+        )
+    )
+    session.flush()
     return _view(case)
 
 
@@ -375,8 +433,8 @@ def rate_handoff(session: Session, *, case_id: int, rating: int, now: datetime |
     """Store the customer's satisfaction rating (1–5) on the case; a later rating replaces it.
 
     Raises:
-        ValueError: The rating is not 1 to 5.
-        LookupError: No such case.
+        Invalid: The rating is not 1 to 5 ("rating_out_of_range").
+        NotFound: No such case ("handoff_not_found").
     """
     value = check_rating(rating)
     case = _case(session, case_id)

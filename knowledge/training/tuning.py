@@ -17,7 +17,7 @@ Loss: sentence-transformers' MultipleNegativesRankingLoss (in-batch negatives), 
 the `query: ` prompt the product encodes with. A plain loop on the CPU: a few hundred pairs take
 a few minutes, and it needs no `datasets`/`accelerate`.
 
-The public evaluation sets (../shared/eval) are test sets and are never read here.
+The public evaluation sets (docs/evaluation-sets.md) are test sets and are never read here.
 """
 
 import json
@@ -37,11 +37,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_store import faqs as faq_store
 from knowledge.decision import decide
 from knowledge.encoder import QUESTION_PROMPT, SentenceEncoder
+from knowledge.errors import TuningError
 from knowledge.index import FaqIndex
-from knowledge.model_build import STAMP_FILE
-from knowledge.onnx_graph import export_graph
+from knowledge.model_files import STAMP_FILE
 from knowledge.service import entries_from_store, index_config, thresholds
 from knowledge.settings import PROJECT_ROOT, KnowledgeSettings, general_model_dir, get_knowledge_settings
+from knowledge.training.onnx_export import export_graph
 from knowledge.types import FaqEntry
 
 logger = logging.getLogger(__name__)
@@ -52,10 +53,6 @@ MIN_PAIRS = 10
 # A tuned model is used only when its gain on the held-out pairs is this unlikely by chance.
 MAX_CHANCE = 0.1
 _ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
-
-
-class TuningError(RuntimeError):
-    """Too little to tune on, or the base model is missing."""
 
 
 @dataclass(frozen=True)
