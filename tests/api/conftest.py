@@ -1,8 +1,8 @@
 """Fixtures for the API tests: a fresh app on a temporary, migrated SQLite CRM database, with
 Rasa and the action server stood in by an in-process HTTP stub (`httpx.MockTransport`).
 
-The schema is migrated once per run into a template file, which each test copies: a real store
-for every test without paying for Alembic each time.
+The schema is migrated once per run into a template file (`sqlite_template`, tests/conftest.py),
+which each test copies: a real store for every test without paying for Alembic each time.
 
 The stub is wired through the app's own seam, `app.dependency_overrides[get_http_client]`,
 so every byte the gateway sends to Rasa is recorded and can be asserted on.
@@ -25,7 +25,6 @@ from pydantic import SecretStr
 
 from api.deps import get_http_client, get_uptime_s
 from api.main import create_app
-from crm_store.db import create_engine_for, migrate
 from crm_store.settings import ApiSettings, get_api_settings
 
 
@@ -34,22 +33,10 @@ def stubs() -> StubServices:
     return StubServices()
 
 
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "crm.db"
-    engine = create_engine_for(f"sqlite:///{path}")
-    try:
-        migrate(engine)
-    finally:
-        # Closing the last connection checkpoints the WAL into the main file, so it copies whole.
-        engine.dispose()
-    return path
-
-
 @pytest.fixture
-def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_template: Path) -> str:
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_template: Path) -> str:
     path = tmp_path / "crm.db"
-    shutil.copyfile(migrated_template, path)
+    shutil.copyfile(sqlite_template, path)
     url = f"sqlite:///{path}"
     monkeypatch.setenv("CRM_DATABASE_URL", url)
     return url
