@@ -137,19 +137,34 @@ class RasaTrainingProgress(Progress):
     def __init__(self, usual_s: float) -> None:
         super().__init__(usual_s)
         self._phase = "before"
+        self._phase_started = time.monotonic()
         self._epochs = 0.0
 
     def feed(self, line: str) -> None:
         if match := self._COMPONENT.search(line):
             name = match["name"]
             if name in self._SHARES:
-                self._phase, self._epochs = name, 0.0
+                self._enter(name)
             elif self._phase == "DIETClassifier":
-                self._phase = "between"
+                self._enter("between")
             elif self._phase == "TEDPolicy":
-                self._phase = "after"
+                self._enter("after")
         elif (match := self._EPOCHS.search(line)) and self._phase in ("DIETClassifier", "TEDPolicy"):
             self._epochs = int(match["n"]) / max(int(match["total"]), 1)
+
+    def _enter(self, phase: str) -> None:
+        self._phase, self._phase_started, self._epochs = phase, time.monotonic(), 0.0
+
+    def remaining_s(self, elapsed_s: float) -> float:
+        """Within an epoch bar: this phase's own pace for its epochs left, plus the usual time of
+        the phases after it. The whole step's pace would mislead: on a busy machine the first
+        phase (loading TensorFlow) is slowed far more than the epochs."""
+        order = list(self._SHARES)
+        later = sum(self._SHARES[phase] for phase in order[order.index(self._phase) + 1 :]) * self.usual_s
+        if self._phase in ("DIETClassifier", "TEDPolicy") and self._epochs >= self._TRUST_FROM:
+            spent = time.monotonic() - self._phase_started
+            return spent * (1.0 - self._epochs) / self._epochs + later
+        return self._SHARES[self._phase] * self.usual_s * (1.0 - self._epochs) + later
 
     def fraction(self) -> float | None:
         order = list(self._SHARES)
@@ -280,6 +295,11 @@ class StepRunner:
             raise StepFailed(label, returncode, log_file, running.tail)
         logger.info("%s：完成，用时 %s", label, duration(elapsed))
         return elapsed
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop_all` was called: a step that failed since was stopped, not broken."""
+        return self._stopped
 
     def stop_all(self) -> None:
         """Stop every step still running (they are children of this process); start no more."""

@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -148,7 +149,7 @@ class BackgroundTuning:
         try:
             tune(self._runner, background=True)
         except StepFailed as error:
-            if error.returncode < 0:  # stopped by us (Ctrl-C): nothing to report
+            if self._runner.stopped:  # stopped by us (Ctrl-C): nothing to report
                 return
             report_failure(error)
             logger.warning("调优失败，小助手继续使用基础语义模型；`make test` 或下次 `make up` 会重试")
@@ -242,7 +243,7 @@ def _replace(staging: Path, target: Path) -> None:
 
 def run_job() -> int:
     """Tune the customer-service model into staging, export it, rename it into place."""
-    import torch
+    from torch.optim.optimizer import register_optimizer_step_post_hook
 
     from knowledge.training import general_tuning
     from knowledge.training.onnx_export import export_graph
@@ -259,7 +260,7 @@ def run_job() -> int:
         with _Reporter(steps) as reporter:
             # Every optimiser step of the training is one batch: torch's global hook counts them
             # without the tuning code knowing (its own hash is part of the model's stamp).
-            hook = torch.optim.optimizer.register_optimizer_step_post_hook(reporter.step)
+            hook = register_optimizer_step_post_hook(reporter.step)
             try:
                 general_tuning.build(target=STAGING_DIR)
             finally:
@@ -280,7 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         return 0 if tuned_is_ready() else 1
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s | %(message)s")
+    # `crmbot` stops the job with SIGTERM: exit through the `finally` blocks, so that the
+    # half-tuned model's scratch directories (half a gigabyte each) are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    # Warnings and errors of the libraries go to the job's log; their INFO lines (faiss telling
+    # which CPU build it loaded …) would only bury the progress.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s | %(message)s")
     return run_job()
 
 

@@ -1,6 +1,8 @@
 """The action server (`python -m actions`): nothing happens at import, the warm-up waits for the start."""
 
 import asyncio
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -101,6 +103,8 @@ def test_python_m_actions_serves_every_action(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # Its own process group: the server and its Sanic worker are stopped together.
+        start_new_session=True,
     )
     try:
         names: list[str] = []
@@ -112,8 +116,12 @@ def test_python_m_actions_serves_every_action(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 time.sleep(0.5)
     finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            _, stderr = process.communicate()
     assert {"action_request_human", "action_answer_faq", "validate_complaint_form"} <= set(names), stderr[
         -2000:
     ]

@@ -72,9 +72,14 @@ def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
     )
     env.pop("CRM_TRACKER_URL", None)
     with stack.log_file.open("wb") as log:
-        # The same command the README's run command ends with.
+        # The same command the README's run command ends with. `make test` tuned the encoder
+        # before the tests; where it did not, the stack serves the base model rather than tune it
+        # in the background while the tests chat (and switch models under them).
         process = subprocess.Popen(
-            [sys.executable, "-m", "crmbot.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "crmbot.cli", "up", "--no-tuning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             _wait_until_healthy(stack, process)
