@@ -9,6 +9,8 @@ Our exception hierarchy:
   + Conflict      the request contradicts what is stored (a closed case, a taken id)
   + Locked        refused for a while after too many failures
   + Unavailable   nothing to do it with right now (no service agent to assign a ticket to)
+  + Unauthenticated  the caller could not be identified (no such account, a wrong password)
+  + Forbidden     the caller is known, but their role or scope does not cover the record
 
 Services raise these with a stable snake_case `code` and plain data (ids, limits, field names),
 never a sentence meant for users: the bot picks a domain response by code (actions), and the API
@@ -19,7 +21,16 @@ the error's text reaches logs.
 
 from typing import Any
 
-__all__ = ["Conflict", "CrmError", "Invalid", "Locked", "NotFound", "Unavailable"]
+__all__ = [
+    "Conflict",
+    "CrmError",
+    "Forbidden",
+    "Invalid",
+    "Locked",
+    "NotFound",
+    "Unauthenticated",
+    "Unavailable",
+]
 
 
 class CrmError(Exception):
@@ -56,3 +67,14 @@ class Locked(CrmError):
 
 class Unavailable(CrmError):
     """Nothing to carry the request out with right now."""
+
+
+class Unauthenticated(CrmError):
+    """The caller could not be identified: no such account, no password set, or a wrong one.
+
+    One class for all of these, so that a caller cannot learn which employee ids exist.
+    """
+
+
+class Forbidden(CrmError):
+    """The caller is known, but their role or scope does not cover the record or the action."""

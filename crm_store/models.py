@@ -108,6 +108,11 @@ class Employee(Base):
     role: Mapped[EnumStr]
     region: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(254))
+    # Staff sign-in (crm_store/accounts.py): an argon2 hash, never the password; no hash, no sign-in.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Consecutive failed sign-ins, and the end of the lock-out they caused.
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None]
     updated_at: Mapped[UpdatedAt]
 
     customers: Mapped[list["Customer"]] = relationship(back_populates="owner")
@@ -158,6 +163,8 @@ class Customer(Base):
     opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[date | None]
     notes: Mapped[str | None] = mapped_column(Text)
+    # What the customer likes, one item per line ("靠窗的座位", "周末送货"): staff keep it by chat.
+    preferences: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[UpdatedAt]
 
     owner: Mapped[Employee | None] = relationship(back_populates="customers")
@@ -286,13 +293,38 @@ class Opportunity(Base):
     amount: Mapped[Decimal]
     expected_close: Mapped[date | None]
     probability: Mapped[int | None]  # percent, 0 to 100
+    # Why it was lost (stage 输单), as the salesperson said it.
+    lost_reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[UpdatedAt]
 
     customer: Mapped[Customer] = relationship(back_populates="opportunities")
     owner: Mapped[Employee] = relationship(back_populates="opportunities")
+    stage_changes: Mapped[list["OpportunityStageChange"]] = relationship(
+        back_populates="opportunity", order_by="OpportunityStageChange.id", cascade="all, delete-orphan"
+    )
 
     def __repr__(self) -> str:
         return f"Opportunity({self.opportunity_id!r}, {self.name!r})"
+
+
+class OpportunityStageChange(Base):
+    """One move of an opportunity into a stage, with when and by whom: the stage history."""
+
+    __tablename__ = "opportunity_stage_changes"
+
+    id: Mapped[IntPk]
+    opportunity_id: Mapped[str] = mapped_column(
+        ForeignKey("opportunities.opportunity_id", ondelete="CASCADE"), index=True
+    )
+    from_stage: Mapped[str | None] = mapped_column(String(16))
+    to_stage: Mapped[EnumStr]
+    changed_at: Mapped[datetime]
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+
+    opportunity: Mapped[Opportunity] = relationship(back_populates="stage_changes")
+
+    def __repr__(self) -> str:
+        return f"OpportunityStageChange({self.opportunity_id!r}, {self.to_stage!r})"
 
 
 class Faq(Base):
