@@ -6,8 +6,7 @@ points every call to Rasa and the action server at an in-process stub.
 """
 
 import time
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
@@ -15,16 +14,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.settings import ApiSettings, get_api_settings
-
-Role = Literal["customer", "staff", "manager"]
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The person behind a request, as the gateway vouches for it to Rasa."""
-
-    role: Role
-    principal_id: str | None
 
 
 def get_http_client(request: Request) -> httpx.AsyncClient:
@@ -71,18 +60,8 @@ def get_uptime_s(request: Request) -> float:
     return time.monotonic() - started_at
 
 
-def get_current_principal() -> Principal:
-    """Return who is chatting.
-
-    There is no authentication yet, so everyone is an anonymous customer. This is the
-    one place that will resolve a token to a staff or manager principal later.
-    """
-    return Principal(role="customer", principal_id=None)
-
-
 SettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
-PrincipalDep = Annotated[Principal, Depends(get_current_principal)]
 UptimeDep = Annotated[float, Depends(get_uptime_s)]

@@ -9,6 +9,8 @@ Services raise `crm_store.errors.CrmError` subclasses with a code and data, neve
 | `Conflict`    | 409    | `{"detail": "<message>"}`                                          |
 | `Locked`      | 423    | `{"detail": "<message>"}`                                          |
 | `Unavailable` | 503    | `{"detail": "<message>"}`                                          |
+| `Unauthenticated` | 401 | `{"detail": "<message>"}`, with `WWW-Authenticate: Bearer`       |
+| `Forbidden`   | 403    | `{"detail": "<message>"}`                                          |
 | `Invalid`     | 422    | FastAPI's validation shape, `loc` naming the body field if known |
 
 The message is the catalogue's Chinese template for the error's code, filled from its data; a code
@@ -21,7 +23,16 @@ from typing import Final
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from crm_store.errors import Conflict, CrmError, Invalid, Locked, NotFound, Unavailable
+from crm_store.errors import (
+    Conflict,
+    CrmError,
+    Forbidden,
+    Invalid,
+    Locked,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +42,8 @@ STATUS_BY_ERROR: Final[dict[type[CrmError], int]] = {
     Conflict: 409,
     Locked: 423,
     Unavailable: 503,
+    Unauthenticated: 401,
+    Forbidden: 403,
 }
 
 GENERAL_MESSAGES: Final[dict[type[CrmError], str]] = {
@@ -39,6 +52,8 @@ GENERAL_MESSAGES: Final[dict[type[CrmError], str]] = {
     Conflict: "操作与当前状态冲突",
     Locked: "尝试次数过多，请稍后再试",
     Unavailable: "暂时无法处理，请稍后再试",
+    Unauthenticated: "请先登录",
+    Forbidden: "您没有权限进行此操作",
 }
 
 # Chinese wording of each error code the API can meet, filled with `str.format(**error.data)`.
@@ -55,6 +70,49 @@ MESSAGES: Final[dict[str, str]] = {
     "rating_out_of_range": "评分应为 {min} 到 {max} 的整数",
     "customer_not_found": "客户 {customer_id} 不存在",
     "ticket_not_found": "工单 {ticket_id} 不存在",
+    # Sign-in (crm_store/accounts.py, api/auth.py)
+    "login_failed": "工号或密码不正确",
+    "login_locked": "登录失败次数过多，账号已暂时锁定，请于 {until:%H:%M} 之后再试",
+    "password_too_short": "密码至少需要 {min_chars} 位",
+    "password_too_long": "密码不能超过 {max_chars} 位",
+    "password_change_not_allowed": "您只能修改自己的密码",
+    "token_missing": "请先登录员工账号",
+    "token_expired": "登录已过期，请重新登录",
+    "token_invalid": "登录状态无效，请重新登录",
+    "sender_reserved": "会话编号不能以 {prefix} 开头",
+    # Roles and scope (crm_store/access.py)
+    "staff_only": "此功能仅限员工使用，请先登录员工账号",
+    "role_not_allowed": "您的角色无权进行此操作",
+    # Customer records (crm_store/customer360.py, customer_updates.py, opportunities.py, reminders.py)
+    "field_not_updatable": "{field} 不能在这里修改",
+    "no_changes": "没有要修改的内容",
+    "phone_invalid": "手机号格式不对，请提供 11 位中国大陆手机号",
+    "email_invalid": "电子邮箱格式不对",
+    "city_invalid": "城市名称不对（最多 {max_chars} 个字，不含数字）",
+    "birthday_invalid": "生日不是有效日期（例如 1990-03-05）",
+    "birthday_in_future": "生日不能晚于今天",
+    "notes_invalid": "备注应为文字",
+    "notes_too_long": "备注不能超过 {max_chars} 字",
+    "preference_empty": "偏好内容不能为空",
+    "preference_too_long": "每条偏好不能超过 {max_chars} 字",
+    "preferences_invalid": "偏好应为一条文字或文字列表",
+    "preferences_too_many": "偏好最多 {max_count} 条",
+    "opportunity_not_found": "商机 {opportunity_id} 不存在",
+    "opportunity_closed": "商机 {opportunity_id} 已{stage}，不能再修改",
+    "opportunity_amount_invalid": "金额应为大于 0 的数字",
+    "opportunity_name_invalid": "商机名称不能为空，且不超过 {max_chars} 字",
+    "opportunity_stage_invalid": "商机阶段只能是：线索、需求确认、报价、谈判、赢单、输单",
+    "lost_reason_required": "标记输单需要填写原因",
+    "lost_reason_too_long": "输单原因不能超过 {max_chars} 字",
+    "task_not_found": "任务 {task_id} 不存在",
+    "task_not_yours": "只有任务负责人或管理员可以完成任务 {task_id}",
+    "task_not_open": "任务 {task_id} 已是{status}状态",
+    # Visits (crm_store/visits.py)
+    "visit_kind_unknown": "联系方式只能是：拜访、电话、微信、邮件、短信、会议、消息、其他",
+    "visit_summary_empty": "请填写这次联系的内容",
+    "visit_summary_too_long": "联系内容不能超过 {limit} 字",
+    "visit_in_future": "联系日期不能晚于今天",
+    "next_date_before_visit": "下次跟进日期不能早于这次联系的日期",
     # FAQs (crm_store/faqs/)
     "faq_not_found": "FAQ {faq_id} 不存在",
     "faq_id_taken": "FAQ 编号 {faq_id} 已存在",
@@ -113,7 +171,8 @@ async def crm_error_handler(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
             status_code=status, content={"detail": [{"loc": where, "msg": message, "type": "value_error"}]}
         )
-    return JSONResponse(status_code=status, content={"detail": message})
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return JSONResponse(status_code=status, content={"detail": message}, headers=headers)
 
 
 def install(app: FastAPI) -> None:

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from api import errors
-from api.routes import chat, faqs, handoffs, health, knowledge
+from api.routes import auth, chat, customers, faqs, handoffs, health, knowledge, opportunities, reminders
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.settings import get_api_settings, get_knowledge_settings
 from knowledge.holder import KnowledgeHolder
@@ -94,10 +94,14 @@ def create_app() -> FastAPI:
     app.add_exception_handler(Exception, _unhandled_error)
 
     api_router = APIRouter(prefix="/api")
+    api_router.include_router(auth.router)
     api_router.include_router(chat.router)
     api_router.include_router(handoffs.router)
     api_router.include_router(knowledge.router)
     api_router.include_router(faqs.router)
+    api_router.include_router(customers.router)
+    api_router.include_router(opportunities.router)
+    api_router.include_router(reminders.router)
     app.include_router(api_router)
     app.include_router(health.router)
 

@@ -42,11 +42,13 @@ def next_numeric_id(session: Session, *, column: InstrumentedAttribute[str], pre
     Ids of the prefix that are not all digits after it (e.g. imported "TX-1") are ignored; the
     numbering widens past `width` digits rather than wrapping.
     """
+    # The number without its leading zeros, so that the longest is the greatest whatever the
+    # padding: "T100000" comes before "T99999", and "T0000001" (imported, wider) after "T00041".
+    number = func.ltrim(func.substr(column, len(prefix) + 1), "0")
     stmt = (
         select(column)
         .where(column.like(f"{prefix}%"))
-        # The longest, then the greatest: "T100000" comes before "T99999".
-        .order_by(func.length(column).desc(), column.desc())
+        .order_by(func.length(number).desc(), number.desc())
         .execution_options(yield_per=200)
     )
     largest = 0

@@ -126,10 +126,14 @@ class ApiSettings(BaseSettings):
     rasa_token: SecretStr | None = Field(
         default=None, description="Token of Rasa's HTTP API (`--auth-token`), if Rasa runs with one."
     )
-    staff_token: SecretStr | None = Field(
+    jwt_secret: SecretStr | None = Field(
         default=None,
-        description="Bearer token of the staff endpoints; `crmbot up` generates one into "
-        "`var/staff-token`. Unset in a bare API process: they answer 503.",
+        description="Signing key of staff sign-in tokens (HS256). Unset: generated at first use into "
+        "`var/jwt-secret` (mode 0600), shared by every API worker and kept across restarts; changing "
+        "it signs every employee out.",
+    )
+    token_ttl_s: int = Field(
+        default=8 * 3600, gt=0, description="How long a staff sign-in lasts, in seconds (default 8 hours)."
     )
     max_message_chars: int = Field(
         default=2000, gt=0, description="Longest chat message; a longer one gets a polite reply."

@@ -41,7 +41,14 @@ INTERACTION_KINDS: Final = ("拜访", "电话", "微信", "邮件", "短信", "�
 # A message the customer left through the chat or a messaging app (e.g. when filing a complaint).
 INTERACTION_KIND_MESSAGE: Final = "消息"
 
-OPPORTUNITY_STAGES: Final = ("初步接触", "需求确认", "方案演示", "报价", "谈判", "赢单", "输单")
+# The sales pipeline, in order (issue 16): 线索 → 需求确认 → 报价 → 谈判 → 赢单/输单; the last two close it.
+# Probabilities per stage live in crm_store/opportunities.py (STAGE_PROBABILITY).
+OPPORTUNITY_PIPELINE: Final = ("线索", "需求确认", "报价", "谈判", "赢单", "输单")
+OPPORTUNITY_STAGE_WON: Final = "赢单"
+OPPORTUNITY_STAGE_LOST: Final = "输单"
+# Stages of older data, still accepted on import; a move takes an opportunity into the pipeline.
+OPPORTUNITY_LEGACY_STAGES: Final = ("初步接触", "方案演示")
+OPPORTUNITY_STAGES: Final = OPPORTUNITY_PIPELINE + OPPORTUNITY_LEGACY_STAGES
 
 TASK_STATUSES: Final = ("待办", "已完成", "已取消")
 TASK_STATUS_OPEN: Final = "待办"

@@ -10,13 +10,17 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
+from crm_store.accounts import DEMO_PASSWORD
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.importer import ImportReport, import_csv_dir
+from crmbot.customer_cli import add_customer_commands
 from crmbot.faq_cli import add_faq_commands
-from crmbot.preparation import prepare_for_start, prepare_model, prepare_store
+from crmbot.preparation import give_demo_passwords, prepare_for_start, prepare_model, prepare_store
 from crmbot.stack import Stack, run_stack
 from crmbot.steps import StepFailed, StepRunner, report_failure
 from crmbot.tuning_job import BackgroundTuning, build_base, tune, tuned_is_ready, tuned_is_ready_elsewhere
+from crmbot.user_cli import add_user_commands
+from crmbot.visit_cli import add_visit_commands
 
 logger = logging.getLogger("crmbot")
 
@@ -67,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     import_cmd = commands.add_parser("import", help="导入一个目录中的 CSV 文件（按 id 更新或插入）")
     import_cmd.add_argument("directory", type=Path)
     import_cmd.add_argument("--no-progress", action="store_true", help="不显示进度条")
+    import_cmd.add_argument(
+        "--demo-passwords",
+        action="store_true",
+        help=f"演示专用：给还没有密码的员工设密码 {DEMO_PASSWORD}（导入自己的数据时不要用）",
+    )
     import_cmd.set_defaults(handler=_import)
 
     train = commands.add_parser("train", help="从 CRM 数据生成词表，训练有变化时才重新训练")
@@ -74,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     add_faq_commands(commands)
+    add_customer_commands(commands)
+    add_user_commands(commands)
+    add_visit_commands(commands)
     return parser
 
 
@@ -96,6 +108,8 @@ def _import(args: argparse.Namespace) -> int:
         return 1
     engine = _migrated_engine()
     report = import_csv_dir(make_session_factory(engine), directory, progress=not args.no_progress)
+    if args.demo_passwords:
+        give_demo_passwords(engine)
     engine.dispose()
     _print_import_report(report)
     return 0 if report.ok else EXIT_ROWS_REJECTED

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from crm_store.accounts import DEMO_PASSWORD, set_demo_passwords
 from crm_store.db import is_empty, make_session_factory, migrate
 from crm_store.importer import ImportReport, import_csv_dir
 from crm_store.lookups import entity_names
@@ -30,7 +31,19 @@ def prepare_store(engine: Engine, *, load_demo: bool, progress: bool = False) ->
             return None
     demo = paths.demo_fixture_dir()
     logger.info("数据库为空，导入演示数据：%s", demo)
-    return import_csv_dir(make_session_factory(engine), demo, progress=progress)
+    report = import_csv_dir(make_session_factory(engine), demo, progress=progress)
+    give_demo_passwords(engine)
+    return report
+
+
+def give_demo_passwords(engine: Engine) -> None:
+    """Give the demo company's employees the demo password (only ever called for the demo company)."""
+    with make_session_factory(engine).begin() as session:
+        given = set_demo_passwords(session)
+    if given:
+        logger.info(
+            "演示员工 %s 的登录密码已设为 %s（仅供演示，请勿用于真实数据）", "、".join(given), DEMO_PASSWORD
+        )
 
 
 def write_names(engine: Engine) -> None:

@@ -39,7 +39,7 @@ an empty value counts as unset. They are defined, with their types and limits, i
 and a test fails when the two disagree.
 
 `crmbot up` sets some of them for the processes it starts (the database and tracker URLs, the
-ports, the staff token, `KNOWLEDGE_WARM_UP`), so the processes always agree with each other.
+ports, `KNOWLEDGE_WARM_UP`), so the processes always agree with each other.
 """
 
 

@@ -5,7 +5,6 @@ and when one process exits (or Ctrl-C is pressed) all of them are stopped.
 """
 
 import logging
-import secrets
 import shlex
 import sys
 import threading
@@ -79,23 +78,9 @@ def default_tracker_url(database_url: str) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def staff_token() -> str:
-    """The bearer token of the staff endpoints: CRM_STAFF_TOKEN, or one kept under var/ for the demo."""
-    if (token := get_api_settings().staff_token) is not None:
-        return token.get_secret_value()
-    path = paths.VAR_DIR / "staff-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
-        path.chmod(0o600)
-        logger.info("已生成员工接口令牌，保存在 %s（请求头 Authorization: Bearer <令牌>）", path)
-    return path.read_text(encoding="utf-8").strip()
-
-
 def process_environment(stack: Stack) -> dict[str, str]:
     env = rasa_environment()
     env.update(
-        CRM_STAFF_TOKEN=staff_token(),
         CRM_DATABASE_URL=stack.database_url,
         CRM_TRACKER_URL=stack.tracker_url,
         CRM_ACTION_WEBHOOK_URL=f"{stack.action_server_url}/webhook",

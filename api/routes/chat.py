@@ -8,6 +8,12 @@ gets a list of bot messages back.
 While a person has the conversation (an open hand-off case), the hand-off service
 (`crm_store.handoff.relay_turn`) records messages for staff instead of letting them reach Rasa, and
 staff replies come back in the same shape, worded by `api.relay`.
+
+Who is chatting comes from the `Authorization` header only (`api.auth.PrincipalDep`): without one
+the caller is a customer, as always; with an employee's token the metadata says their role and
+employee id, and the conversation is `staff:<employee_id>:<sender>`, so that a staff tracker (with
+what staff were shown) can never be continued by anyone else. A customer's sender may therefore not
+start with `staff:` (422).
 """
 
 import hashlib
@@ -22,10 +28,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import HttpClientDep, PrincipalDep, SessionFactoryDep, SettingsDep
+from api.auth import PrincipalDep
+from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.relay import relay_messages
 from api.schemas.chat import SENDER_PATTERN, BotMessage, ChatRequest
 from api.schemas.common import clean_message
+from crm_store.access import Actor
+from crm_store.errors import Invalid
 from crm_store.handoff import RelayTurn, relay_turn
 
 logger = logging.getLogger(__name__)
@@ -42,6 +51,22 @@ UNAVAILABLE_REPLY = "抱歉，小助手暂时无法回复，请稍后再试。"
 def sender_tag(sender: str) -> str:
     """Return a short, stable hash of a sender id, to correlate log lines without the id."""
     return hashlib.sha256(sender.encode("utf-8")).hexdigest()[:12]
+
+
+STAFF_SENDER_PREFIX = "staff:"
+
+
+def conversation_id(principal: Actor, sender: str) -> str:
+    """The Rasa sender id of this conversation: `staff:<employee_id>:<sender>` for staff.
+
+    Raises:
+        Invalid: A customer's sender that starts with `staff:` ("sender_reserved", field "sender").
+    """
+    if principal.is_staff:
+        return f"{STAFF_SENDER_PREFIX}{principal.employee_id}:{sender}"
+    if sender.lower().startswith(STAFF_SENDER_PREFIX):
+        raise Invalid("sender_reserved", field="sender", prefix=STAFF_SENDER_PREFIX)
+    return sender
 
 
 def _reply(text: str, status_code: int = 200) -> JSONResponse:
@@ -62,7 +87,10 @@ async def _relay(factory: sessionmaker[Session], sender: str, text: str | None) 
     "",
     summary="Send one message to 小助手",
     response_model=list[BotMessage],
-    responses={503: {"model": list[BotMessage], "description": "Rasa is unavailable; the body says so."}},
+    responses={
+        401: {"description": "An `Authorization` header that is not a valid staff token."},
+        503: {"model": list[BotMessage], "description": "Rasa is unavailable; the body says so."},
+    },
 )
 async def chat(
     body: ChatRequest,
@@ -80,6 +108,7 @@ async def chat(
     not sent to Rasa; the answer is the staff replies not yet shown, or a short holding message.
     Staff replies still waiting when the case is already closed come before Rasa's answer.
     """
+    sender = conversation_id(principal, body.sender)
     message = clean_message(body.message)
     if not message.strip():
         return _reply(EMPTY_MESSAGE_REPLY)
@@ -87,39 +116,40 @@ async def chat(
         return _reply(TOO_LONG_REPLY.format(limit=settings.max_message_chars))
 
     try:
-        turn = await _relay(sessions, body.sender, message)
+        turn = await _relay(sessions, sender, message)
     except SQLAlchemyError as exc:
         # The store is down: the bot is more use than an error, even if a person had the chat.
         logger.warning(
             "hand-off check failed for sender #%s (%s); forwarding to Rasa",
-            sender_tag(body.sender),
+            sender_tag(sender),
             type(exc).__name__,
         )
         turn = RelayTurn(paused=False)
-    staff_messages = relay_messages(body.sender, turn)
+    staff_messages = relay_messages(sender, turn)
     if turn.paused:
         return JSONResponse(content=staff_messages)
 
+    # Set last: whatever the body says about role or identity is overwritten by the token's.
     metadata: dict[str, Any] = {
         **(body.metadata or {}),
         "role": principal.role,
-        "principal_id": principal.principal_id,
+        "principal_id": principal.employee_id,
     }
-    payload = {"sender": body.sender, "message": message, "metadata": metadata}
+    payload = {"sender": sender, "message": message, "metadata": metadata}
     url = settings.rasa_url.rstrip("/") + RASA_WEBHOOK_PATH
     try:
         response = await http.post(url, json=payload, timeout=settings.rasa_timeout_s)
     except httpx.HTTPError as exc:
         # The exception text names the URL and the OS error, never the request body.
-        return _unavailable(f"{type(exc).__name__}: {exc}", body.sender, staff_messages)
+        return _unavailable(f"{type(exc).__name__}: {exc}", sender, staff_messages)
     if response.status_code != 200:
-        return _unavailable(f"Rasa answered HTTP {response.status_code}", body.sender, staff_messages)
+        return _unavailable(f"Rasa answered HTTP {response.status_code}", sender, staff_messages)
     try:
         bot_messages = response.json()
     except ValueError:
-        return _unavailable("Rasa answered a body that is not JSON", body.sender, staff_messages)
+        return _unavailable("Rasa answered a body that is not JSON", sender, staff_messages)
     if not isinstance(bot_messages, list) or not all(isinstance(m, dict) for m in bot_messages):
-        return _unavailable("Rasa answered JSON that is not a list of messages", body.sender, staff_messages)
+        return _unavailable("Rasa answered JSON that is not a list of messages", sender, staff_messages)
     return JSONResponse(content=[*staff_messages, *bot_messages])
 
 
@@ -127,7 +157,10 @@ async def chat(
     "/updates",
     summary="Fetch staff replies not yet shown to this conversation",
     response_model=list[BotMessage],
-    responses={503: {"model": list[BotMessage], "description": "The CRM store is unavailable; empty list."}},
+    responses={
+        401: {"description": "An `Authorization` header that is not a valid staff token."},
+        503: {"model": list[BotMessage], "description": "The CRM store is unavailable; empty list."},
+    },
 )
 async def updates(
     sender: Annotated[
@@ -140,6 +173,7 @@ async def updates(
         ),
     ],
     sessions: SessionFactoryDep,
+    principal: PrincipalDep,
 ) -> JSONResponse:
     """Return the staff replies waiting for `sender` as bot messages, each exactly once.
 
@@ -148,6 +182,7 @@ async def updates(
     An empty list means nothing new.
     """
     headers = {"Cache-Control": "no-store"}
+    sender = conversation_id(principal, sender)
     try:
         turn = await _relay(sessions, sender, None)
     except SQLAlchemyError as exc:

@@ -1,7 +1,7 @@
 """Staff endpoints of the FAQ knowledge base: FAQs, the unanswered-question queue, answer statistics.
 
 Mounted under `/api`: `/api/faqs`, `/api/faq/unanswered`, `/api/faq/stats`. Every endpoint needs
-`Authorization: Bearer <CRM_STAFF_TOKEN>` (`api.auth`). The rules live in `crm_store.faqs` and
+`Authorization: Bearer <token>` of a signed-in employee (`api.auth`). The rules live in `crm_store.faqs` and
 `crm_store.faq_rules`; a refusal passes through to the app's handler (`api/errors.py`), which answers
 in Chinese: 404 for an unknown FAQ or queued question, 409 for a taken id or a question already
 resolved, 422 (FastAPI's `detail` list, `msg` in Chinese) for a value that breaks a rule.
@@ -202,7 +202,7 @@ async def create(body: FaqCreateIn, request: Request, staff: StaffDep, sessions:
             category=body.category,
             alt_questions=body.alt_questions,
             faq_id=body.faq_id,
-            actor_id=staff.principal_id,
+            actor_id=staff.employee_id,
         )
         return FaqOut.of(faq)
 
@@ -243,7 +243,7 @@ async def replace(
     faq_id: FaqId, body: FaqUpdateIn, request: Request, staff: StaffDep, sessions: SessionFactoryDep
 ) -> FaqOut:
     """Change the fields given; fields left out stay as they are (the same as PATCH)."""
-    return await _update(faq_id, body, request, staff.principal_id, sessions)
+    return await _update(faq_id, body, request, staff.employee_id, sessions)
 
 
 @router.patch(
@@ -253,7 +253,7 @@ async def patch(
     faq_id: FaqId, body: FaqUpdateIn, request: Request, staff: StaffDep, sessions: SessionFactoryDep
 ) -> FaqOut:
     """Change the fields given; `alt_questions` replaces the whole list."""
-    return await _update(faq_id, body, request, staff.principal_id, sessions)
+    return await _update(faq_id, body, request, staff.employee_id, sessions)
 
 
 @router.delete(
@@ -265,7 +265,7 @@ async def patch(
 )
 async def remove(faq_id: FaqId, request: Request, staff: StaffDep, sessions: SessionFactoryDep) -> Response:
     """Delete the FAQ; the votes on it stay in the statistics."""
-    await _run(partial(_write, sessions, partial(delete_faq, faq_id=faq_id, actor_id=staff.principal_id)))
+    await _run(partial(_write, sessions, partial(delete_faq, faq_id=faq_id, actor_id=staff.employee_id)))
     await _knowledge_changed(request)
     logger.info("staff deleted FAQ %s", faq_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -312,7 +312,7 @@ async def resolve(
             category=body.category,
             faq_id=body.faq_id,
             question=body.question,
-            actor_id=staff.principal_id,
+            actor_id=staff.employee_id,
         )
         return FaqOut.of(faq)
 
@@ -332,7 +332,7 @@ async def dismiss(unanswered_id: UnansweredId, staff: StaffDep, sessions: Sessio
     """Mark it dismissed (off-topic, spam); it stays counted if asked again but leaves the open list."""
 
     def work(session: Session) -> UnansweredOut:
-        return UnansweredOut.of(dismiss_unanswered(session, unanswered_id, actor_id=staff.principal_id))
+        return UnansweredOut.of(dismiss_unanswered(session, unanswered_id, actor_id=staff.employee_id))
 
     return await _run(partial(_write, sessions, work))
 

@@ -9,7 +9,10 @@ The hand-off service decides and refuses (an unknown case is `NotFound`, a close
 `Conflict("handoff_closed")`); the routes let its errors through to `api.errors`, which answers
 404 and 409 with the Chinese message of the code.
 
-Every endpoint needs `Authorization: Bearer <CRM_STAFF_TOKEN>` (`api.auth`).
+Every endpoint needs a signed-in employee (`Authorization: Bearer <token>`, `api.auth`) whose role
+is one of `HANDOFF_ROLES`: service agents answer customers, managers and admins stand in for them.
+Salespeople do not: a hand-off transcript shows any customer's words and phone unmasked, beyond the
+customers they own. Replies and closes are audited with the employee's id.
 """
 
 import logging
@@ -20,11 +23,12 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, status
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.auth import AUTH_ERRORS, STAFF_ID, StaffDep
+from api.auth import AUTH_ERRORS, StaffDep
 from api.deps import SessionFactoryDep
 from api.relay import handoff_words
 from api.schemas.common import ErrorDetail
 from api.schemas.handoffs import HandoffCaseOut, StaffReplyIn, StaffReplyOut
+from crm_store.access import Actor, require_role
 from crm_store.handoff import (
     HandoffCaseView,
     StaffReply,
@@ -40,8 +44,15 @@ _MAX_CASE_ID: Final = 2**31 - 1
 
 CaseId = Annotated[int, Path(ge=1, le=_MAX_CASE_ID, description="The hand-off case id.")]
 
-_CASE_ERRORS: dict[int | str, dict[str, object]] = {
+HANDOFF_ROLES: Final = ("service", "manager", "admin")
+"""The staff roles that may read and answer hand-off cases."""
+
+_ROLE_ERRORS: dict[int | str, dict[str, object]] = {
     **AUTH_ERRORS,
+    403: {"model": ErrorDetail, "description": "The employee's role does not answer hand-offs."},
+}
+_CASE_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ROLE_ERRORS,
     404: {"model": ErrorDetail, "description": "No such case."},
     409: {"model": ErrorDetail, "description": "The case is already closed."},
 }
@@ -54,9 +65,16 @@ def _list_open(factory: sessionmaker[Session]) -> list[HandoffCaseView]:
         return list_open_handoffs(session)
 
 
-def _reply(factory: sessionmaker[Session], case_id: int, text: str) -> StaffReply:
+def _handoff_staff(actor: Actor) -> str:
+    """The employee id of an actor allowed to handle hand-offs (Forbidden "role_not_allowed" otherwise)."""
+    require_role(actor, *HANDOFF_ROLES)
+    assert actor.employee_id is not None  # require_role admits signed-in employees only
+    return actor.employee_id
+
+
+def _reply(factory: sessionmaker[Session], case_id: int, text: str, staff_id: str) -> StaffReply:
     with factory() as session:
-        reply = add_staff_reply(session, case_id=case_id, text=text, staff_id=None)
+        reply = add_staff_reply(session, case_id=case_id, text=text, staff_id=staff_id)
         session.commit()
     return reply
 
@@ -74,13 +92,14 @@ def _close(factory: sessionmaker[Session], case_id: int, staff_id: str) -> Hando
     "",
     summary="List the open hand-off cases, the longest waiting first",
     response_model=list[HandoffCaseOut],
-    responses=AUTH_ERRORS,
+    responses=_ROLE_ERRORS,
 )
-async def list_cases(_staff: StaffDep, sessions: SessionFactoryDep) -> list[HandoffCaseOut]:
+async def list_cases(staff: StaffDep, sessions: SessionFactoryDep) -> list[HandoffCaseOut]:
     """Every open case with its transcript (customer, bot and staff lines, oldest first).
 
     The transcript is shown unmasked: staff need the customer's own words, phone numbers included.
     """
+    _handoff_staff(staff)
     views = await anyio.to_thread.run_sync(_list_open, sessions)
     return [HandoffCaseOut.model_validate(view) for view in views]
 
@@ -93,10 +112,11 @@ async def list_cases(_staff: StaffDep, sessions: SessionFactoryDep) -> list[Hand
     responses=_CASE_ERRORS,
 )
 async def reply(
-    case_id: CaseId, body: StaffReplyIn, _staff: StaffDep, sessions: SessionFactoryDep
+    case_id: CaseId, body: StaffReplyIn, staff: StaffDep, sessions: SessionFactoryDep
 ) -> StaffReplyOut:
     """Queue the reply; the customer's chat shows it on its next poll or message, exactly once."""
-    queued = await anyio.to_thread.run_sync(partial(_reply, sessions, case_id, body.text))
+    staff_id = _handoff_staff(staff)
+    queued = await anyio.to_thread.run_sync(partial(_reply, sessions, case_id, body.text, staff_id))
     logger.info("staff replied to hand-off case %s", case_id)
     return StaffReplyOut.model_validate(queued)
 
@@ -113,7 +133,7 @@ async def close(case_id: CaseId, staff: StaffDep, sessions: SessionFactoryDep) -
     The customer's next message goes to the bot again; the rating they choose is stored on the case
     by the bot's rating action.
     """
-    staff_id = staff.principal_id or STAFF_ID
+    staff_id = _handoff_staff(staff)
     view = await anyio.to_thread.run_sync(partial(_close, sessions, case_id, staff_id))
     logger.info("staff closed hand-off case %s", case_id)
     return HandoffCaseOut.model_validate(view)

@@ -1,5 +1,10 @@
 // Web chat of 小助手: talks to POST /api/chat, and polls GET /api/chat/updates for replies from
 // staff while a person has the conversation. Plain JS, no dependencies (offline machines).
+//
+// Staff mode: 员工登录 signs in with POST /api/auth/login; the token is kept in sessionStorage (gone
+// when the tab closes) and sent as `Authorization: Bearer` on every chat call. The server decides
+// the role from the token alone; the page only shows who is signed in and renders the bot's cards
+// (`custom.card`: {"card": kind, "data": {...}}).
 (() => {
   "use strict";
 
@@ -19,8 +24,25 @@
   const input = document.getElementById("input");
   const sendButton = document.getElementById("send");
   const counter = document.getElementById("counter");
+  const subtitle = document.getElementById("subtitle");
+  const staffWho = document.getElementById("staff-who");
+  const staffToggle = document.getElementById("staff-toggle");
+  const staffLogout = document.getElementById("staff-logout");
+  const staffForm = document.getElementById("staff-login");
+  const staffUsername = document.getElementById("staff-username");
+  const staffPassword = document.getElementById("staff-password");
+  const staffError = document.getElementById("staff-error");
+  const staffSubmit = document.getElementById("staff-submit");
+  const staffCancel = document.getElementById("staff-cancel");
+
+  const STAFF_KEY = "xiaozhushou.staff";
+  const ROLE_NAMES = { sales: "销售", manager: "经理", service: "客服", admin: "管理员" };
+  const CUSTOMER_SUBTITLE = subtitle.textContent;
+  const STAFF_SUBTITLE = "员工模式 · 客户档案 · 拜访记录 · 商机 · 提醒";
+  const SESSION_EXPIRED = "员工登录已过期，请重新登录。";
 
   let busy = false;
+  let staff = loadStaff();
 
   // crypto.randomUUID exists only on https or localhost; getRandomValues works on plain http too.
   function randomSender() {
@@ -44,6 +66,128 @@
   }
 
   const sender = loadSender();
+
+  // --- staff sign-in --------------------------------------------------------------------------
+
+  function loadStaff() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(STAFF_KEY) || "null");
+      if (saved && typeof saved.token === "string" && saved.expiresAt > Date.now()) return saved;
+      sessionStorage.removeItem(STAFF_KEY);
+    } catch (_) {
+      // Storage disabled: staff sign in again after a reload.
+    }
+    return null;
+  }
+
+  function saveStaff() {
+    try {
+      if (staff) sessionStorage.setItem(STAFF_KEY, JSON.stringify(staff));
+      else sessionStorage.removeItem(STAFF_KEY);
+    } catch (_) {
+      // The sign-in lasts as long as the page.
+    }
+  }
+
+  function withAuth(headers) {
+    return staff ? Object.assign({}, headers, { Authorization: "Bearer " + staff.token }) : headers;
+  }
+
+  function showStaff() {
+    const signedIn = staff !== null;
+    staffWho.hidden = !signedIn;
+    staffLogout.hidden = !signedIn;
+    staffToggle.hidden = signedIn;
+    staffWho.textContent = signedIn ? staff.name + "（" + (ROLE_NAMES[staff.role] || staff.role) + "）" : "";
+    subtitle.textContent = signedIn ? STAFF_SUBTITLE : CUSTOMER_SUBTITLE;
+    document.body.classList.toggle("staff-mode", signedIn);
+  }
+
+  function openLogin(open) {
+    staffForm.hidden = !open;
+    staffToggle.setAttribute("aria-expanded", String(open));
+    staffError.hidden = true;
+    if (open) staffUsername.focus();
+    else input.focus();
+  }
+
+  function signOut(notice) {
+    staff = null;
+    saveStaff();
+    showStaff();
+    if (notice) addBubble("bot", notice, true);
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const username = staffUsername.value.trim();
+    const password = staffPassword.value;
+    if (username === "" || password === "") return;
+    staffSubmit.disabled = true;
+    staffError.hidden = true;
+    try {
+      const response = await fetch("/api/auth/login", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ username, password }),
+      });
+      let body = null;
+      try {
+        body = await response.json();
+      } catch (_) {
+        body = null;
+      }
+      if (response.ok && body && typeof body.access_token === "string") {
+        staff = {
+          token: body.access_token,
+          employeeId: body.employee_id,
+          name: body.name,
+          role: body.role,
+          expiresAt: Date.now() + body.expires_in * 1000,
+        };
+        saveStaff();
+        showStaff();
+        staffPassword.value = "";
+        openLogin(false);
+        addBubble("bot", staff.name + "，您好！已进入员工模式：可以查客户档案、记录拜访、更新客户信息和商机、查看今天的提醒。", false);
+      } else {
+        staffError.textContent = body && typeof body.detail === "string" ? body.detail : "登录失败，请检查工号和密码。";
+        staffError.hidden = false;
+        staffPassword.select();
+      }
+    } catch (_) {
+      staffError.textContent = NETWORK_ERROR;
+      staffError.hidden = false;
+    } finally {
+      staffSubmit.disabled = false;
+    }
+  }
+
+  // A saved sign-in is checked once: the role may have changed, or the password (which ends it).
+  async function checkStaff() {
+    if (!staff) return;
+    try {
+      const response = await fetch("/api/auth/me", { headers: withAuth({ Accept: "application/json" }) });
+      if (response.status === 401) {
+        signOut(SESSION_EXPIRED);
+        return;
+      }
+      if (response.ok) {
+        const me = await response.json();
+        staff.name = me.name;
+        staff.role = me.role;
+        saveStaff();
+        showStaff();
+      }
+    } catch (_) {
+      // Offline for now: keep the sign-in; the next chat call tells.
+    }
+  }
+
+  staffToggle.addEventListener("click", () => openLogin(staffForm.hidden));
+  staffCancel.addEventListener("click", () => openLogin(false));
+  staffForm.addEventListener("submit", signIn);
+  staffLogout.addEventListener("click", () => signOut("已退出员工登录。"));
 
   function charCount(text) {
     return Array.from(text).length;
@@ -110,13 +254,104 @@
     scrollToEnd();
   }
 
+  // --- staff cards ----------------------------------------------------------------------------
+
+  function chineseDate(iso) {
+    const match = typeof iso === "string" ? /^(\d{4})-(\d{2})-(\d{2})/.exec(iso) : null;
+    return match ? match[1] + "年" + Number(match[2]) + "月" + Number(match[3]) + "日" : "";
+  }
+
+  function money(value) {
+    return typeof value === "number" ? "¥" + value.toLocaleString("zh-CN", { maximumFractionDigits: 2 }) : "";
+  }
+
+  function plain(value) {
+    if (value === null || value === undefined || value === "") return "";
+    if (Array.isArray(value)) return value.map(plain).filter((v) => v !== "").join("；");
+    if (typeof value === "object") {
+      return Object.keys(value)
+        .map((key) => key + "：" + plain(value[key]))
+        .join("，");
+    }
+    if (typeof value === "boolean") return value ? "是" : "否";
+    return String(value);
+  }
+
+  function customer360Rows(d) {
+    const p = d.profile || {};
+    const contact = d.last_contact;
+    const tickets = Array.isArray(d.open_tickets) ? d.open_tickets : [];
+    const opportunities = Array.isArray(d.open_opportunities) ? d.open_opportunities : [];
+    const nextDate = chineseDate(d.next_date);
+    const next = d.next_step ? d.next_step + (nextDate ? "（" + nextDate + "）" : "") : nextDate;
+    return [
+      ["公司", p.company],
+      ["电话", p.phone],
+      ["价值等级", d.value_tier],
+      ["生命周期", d.lifecycle],
+      ["累计消费", money(d.total_spend)],
+      ["订单数", typeof d.order_count === "number" ? d.order_count + " 笔" : ""],
+      ["未结工单", tickets.length ? tickets.map((t) => [t.ticket_id, t.category, t.status].filter(Boolean).join(" ")).join("；") : "无"],
+      [
+        "最近联系",
+        contact ? [chineseDate(contact.occurred_at), contact.kind, contact.summary, contact.employee_name].filter(Boolean).join(" · ") : "无",
+      ],
+      ["下一步", next],
+      [
+        "商机",
+        opportunities.length
+          ? opportunities.map((o) => [o.name, o.stage, money(o.amount)].filter(Boolean).join(" · ")).join("；")
+          : "无",
+      ],
+      ["偏好", Array.isArray(d.preferences) ? d.preferences.join("、") : ""],
+      ["下次生日", d.next_birthday ? chineseDate(d.next_birthday) + (typeof d.days_to_birthday === "number" ? "（" + d.days_to_birthday + " 天后）" : "") : ""],
+    ];
+  }
+
+  function addCard(card) {
+    const data = card.data && typeof card.data === "object" ? card.data : {};
+    const is360 = card.card === "customer_360";
+    const title = is360
+      ? ((data.profile && data.profile.name) || data.customer_id || "客户") + " · 客户档案"
+      : card.card;
+    const row = addRow("bot");
+    const section = document.createElement("section");
+    section.className = "card";
+    section.setAttribute("aria-label", title);
+    const heading = document.createElement("h3");
+    heading.textContent = title;
+    section.appendChild(heading);
+    const list = document.createElement("dl");
+    const rows = is360 ? customer360Rows(data) : Object.keys(data).map((key) => [key, data[key]]);
+    for (const [label, value] of rows) {
+      const text = plain(value);
+      if (text === "") continue;
+      const term = document.createElement("dt");
+      term.textContent = label;
+      const detail = document.createElement("dd");
+      detail.textContent = text;
+      list.append(term, detail);
+    }
+    section.appendChild(list);
+    if (is360 && typeof data.customer_id === "string" && /^[A-Za-z0-9_-]+$/.test(data.customer_id)) {
+      const link = document.createElement("a");
+      link.href = "/customers/" + encodeURIComponent(data.customer_id);
+      link.textContent = "查看完整档案";
+      section.appendChild(link);
+    }
+    row.appendChild(section);
+    scrollToEnd();
+  }
+
   function render(botMessages, isError) {
     for (const message of botMessages) {
       if (!message || typeof message !== "object") continue;
       if (typeof message.text === "string" && message.text !== "") addBubble("bot", message.text, isError);
       if (message.image) addImage(message.image);
       if (Array.isArray(message.buttons)) addButtons(message.buttons);
-      // `custom` payloads are meant for richer clients (dashboards); this page ignores them.
+      // Cards are the staff side's; other `custom` payloads are for richer clients.
+      const custom = message.custom;
+      if (staff && custom && typeof custom === "object" && typeof custom.card === "string") addCard(custom);
     }
   }
 
@@ -155,9 +390,14 @@
     try {
       const response = await fetch("/api/chat", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: withAuth({ "Content-Type": "application/json" }),
         body: JSON.stringify({ sender, message, metadata: { channel: "web" } }),
       });
+      if (response.status === 401 && staff) {
+        typing.remove();
+        signOut(SESSION_EXPIRED);
+        return;
+      }
       let body = null;
       try {
         body = await response.json();
@@ -233,8 +473,9 @@
     try {
       const response = await fetch("/api/chat/updates?sender=" + encodeURIComponent(sender), {
         cache: "no-store",
-        headers: { Accept: "application/json" },
+        headers: withAuth({ Accept: "application/json" }),
       });
+      if (response.status === 401 && staff) signOut(SESSION_EXPIRED);
       if (response.ok) {
         const body = await response.json();
         if (Array.isArray(body)) {
@@ -256,6 +497,8 @@
     else stopPolling();
   });
 
+  showStaff();
+  checkStaff();
   updateComposer();
   input.focus();
   schedulePoll(POLL_MS);

@@ -331,8 +331,8 @@ def add_staff_reply(
 ) -> StaffReply:
     """Queue a staff reply for the customer and add it to the transcript (locks the case).
 
-    `staff_id` is the replying employee, or None while staff share one API token and so have no
-    individual identity yet; the audit row then names no one.
+    `staff_id` is the signed-in employee who replies (None only for a reply the system sends);
+    the audit row names them.
 
     Raises:
         Invalid: Empty ("reply_empty") or too long ("reply_too_long", with `limit`) text.
@@ -409,9 +409,8 @@ def close_handoff(
     case = _locked_open_case(session, case_id)
     moment = now if now is not None else clock.now()
     if closing_text is not None:
-        # Staff share one token, so the closing words, like their replies, name no employee.
         _queue_staff_message(
-            session, case, text=closing_text, kind=HANDOFF_MESSAGE_CLOSING, staff_id=None, moment=moment
+            session, case, text=closing_text, kind=HANDOFF_MESSAGE_CLOSING, staff_id=staff_id, moment=moment
         )
     case.status = HANDOFF_STATUS_CLOSED
     case.closed_at = moment

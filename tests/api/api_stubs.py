@@ -4,17 +4,35 @@ A module of its own (not conftest) so that tests can import the type for their f
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
+
+from api.auth import issue_token
+from crm_store.accounts import hash_password, stamp_of
+from crm_store.settings import ApiSettings
 
 RASA_URL = "http://rasa.test:5005"
 ACTION_SERVER_URL = "http://actions.test:5055"
 RASA_HOST = httpx.URL(RASA_URL).host
 ACTION_SERVER_HOST = httpx.URL(ACTION_SERVER_URL).host
-# The staff bearer token the test settings configure (`CRM_STAFF_TOKEN`).
-STAFF_TOKEN = "test-staff-token-7c1e"
+# The signing key the test settings configure (`CRM_JWT_SECRET`).
+JWT_SECRET = "test-jwt-secret-7c1e-not-for-production"
+# An admin the `database_url` fixture adds to every test store, and a token signed in as them
+# (made once per run: hashing a password on purpose takes time).
+STAFF_ID = "E99"
+STAFF_NAME = "测试管理员"
+STAFF_PASSWORD = "test-pass-7c1e"
+STAFF_PASSWORD_HASH = hash_password(STAFF_PASSWORD)
+StaffHeaders = Callable[..., dict[str, str]]
+"""The `staff_headers` fixture: `staff_headers("E70", role="sales")` adds such an employee, answers
+their `Authorization` header."""
+STAFF_TOKEN = issue_token(
+    ApiSettings(jwt_secret=SecretStr(JWT_SECRET)), STAFF_ID, stamp_of(STAFF_PASSWORD_HASH)
+).access_token
 
 
 @dataclass

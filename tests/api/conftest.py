@@ -18,13 +18,26 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_stubs import ACTION_SERVER_URL, RASA_URL, STAFF_TOKEN, StubServices
+from api_stubs import (
+    ACTION_SERVER_URL,
+    JWT_SECRET,
+    RASA_URL,
+    STAFF_ID,
+    STAFF_NAME,
+    STAFF_PASSWORD_HASH,
+    StaffHeaders,
+    StubServices,
+)
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from api.auth import issue_token
 from api.deps import get_http_client, get_uptime_s
 from api.main import create_app
+from crm_store.accounts import stamp_of
+from crm_store.db import create_engine_for, make_session_factory
+from crm_store.models import Employee
 from crm_store.settings import ApiSettings, get_api_settings
 
 
@@ -39,7 +52,45 @@ def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_templat
     shutil.copyfile(sqlite_template, path)
     url = f"sqlite:///{path}"
     monkeypatch.setenv("CRM_DATABASE_URL", url)
+    add_test_admin(url)
     return url
+
+
+def add_test_admin(url: str) -> None:
+    """Add the admin whose token is `api_stubs.STAFF_TOKEN` (signed-in staff of the staff-endpoint tests)."""
+    add_employee(url, STAFF_ID, role="admin", region="全国", name=STAFF_NAME)
+
+
+def add_employee(url: str, employee_id: str, *, role: str, region: str | None, name: str) -> None:
+    """Add an employee whose password is `api_stubs.STAFF_PASSWORD`."""
+    engine = create_engine_for(url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            session.add(
+                Employee(
+                    employee_id=employee_id,
+                    name=name,
+                    role=role,
+                    region=region,
+                    password_hash=STAFF_PASSWORD_HASH,
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def staff_headers(database_url: str, settings: ApiSettings) -> StaffHeaders:
+    """`staff_headers("E70", role="sales")`: add such an employee and answer their bearer header."""
+
+    def make(
+        employee_id: str, *, role: str, region: str | None = "华东", name: str = "测试员工"
+    ) -> dict[str, str]:
+        add_employee(database_url, employee_id, role=role, region=region, name=name)
+        token = issue_token(settings, employee_id, stamp_of(STAFF_PASSWORD_HASH)).access_token
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
 
 
 @pytest.fixture
@@ -48,7 +99,7 @@ def settings() -> ApiSettings:
         rasa_url=RASA_URL,
         action_server_url=ACTION_SERVER_URL,
         rasa_token=None,
-        staff_token=SecretStr(STAFF_TOKEN),
+        jwt_secret=SecretStr(JWT_SECRET),
     )
 
 

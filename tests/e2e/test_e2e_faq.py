@@ -10,9 +10,9 @@ from e2e_stack import RunningStack
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_store.accounts import DEMO_PASSWORD
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.models import FaqFeedback, FaqUnanswered
-from crmbot.stack import staff_token
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +67,14 @@ def test_a_suggestion_clicked_is_answered(running_stack: RunningStack) -> None:
 
 
 def test_staff_add_a_faq_and_customers_get_it_without_retraining(running_stack: RunningStack) -> None:
-    headers = {"Authorization": f"Bearer {staff_token()}"}
+    # The demo company's admin, with the demo password `crmbot up` gives an empty store's employees.
+    signed_in = httpx.post(
+        f"{running_stack.api_url}/api/auth/login",
+        json={"username": "E08", "password": DEMO_PASSWORD},
+        timeout=30,
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
     created = httpx.post(
         f"{running_stack.api_url}/api/faqs",
         json={

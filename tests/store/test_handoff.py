@@ -334,13 +334,15 @@ def test_closing_queues_the_closing_words_as_the_last_message(demo_store: sessio
     case_id = _open(demo_store)
     with demo_store.begin() as session:
         add_staff_reply(session, case_id=case_id, text="已为您处理好了", staff_id="E06", now=NOW)
-        view = close_handoff(session, case_id=case_id, staff_id="staff", closing_text=CLOSING, now=NOW)
+        view = close_handoff(session, case_id=case_id, staff_id="E06", closing_text=CLOSING, now=NOW)
     assert (view.status, view.transcript[-1].who, view.transcript[-1].text) == ("closed", "staff", CLOSING)
     with demo_store() as session:
         pending = pending_replies(session, conversation="web-1")
-        kinds = session.scalars(select(HandoffMessage.kind).order_by(HandoffMessage.id)).all()
+        sent = session.execute(
+            select(HandoffMessage.kind, HandoffMessage.staff_id).order_by(HandoffMessage.id)
+        ).all()
     assert [(p.text, p.kind) for p in pending] == [("已为您处理好了", "reply"), (CLOSING, "closing")]
-    assert kinds == ["reply", "closing"]
+    assert [tuple(row) for row in sent] == [("reply", "E06"), ("closing", "E06")]
 
 
 # --- the relay: the customer's side while a person has the conversation ------------------------
@@ -374,7 +376,7 @@ def test_staff_messages_are_handed_over_once_with_the_rating_asked_on_closing(
         paused=True, deliveries=(Delivery(case_id=case_id, text="您好", kind="reply", asks_rating=False),)
     )
     with demo_store.begin() as session:
-        close_handoff(session, case_id=case_id, staff_id="staff", closing_text=CLOSING, now=NOW)
+        close_handoff(session, case_id=case_id, staff_id="E06", closing_text=CLOSING, now=NOW)
 
     # A poll after the close; then the case is no longer open, so a message goes to the bot.
     polled = relay_turn(demo_store, conversation="web-1", text=None)
