@@ -10,6 +10,10 @@
   action's own, or be picked from, live in such a response);
 - the steps of several flows: opening a hand-off (`hand_off`), answering from the FAQs
   (`respond_from_faqs`, `send_faq_answer`), listing a customer's open tickets (`tell_open_tickets`).
+- the staff side: who is asking (`staff_actor`, from the message metadata the API gateway
+  stamps, checked against the store), what a reply to a confirmation card decides
+  (`staff_decision`), drafts kept in slots as JSON (`json_slot`), and the customers a message
+  names (`customer_choices`, in the employee's scope only).
 
 Every sentence and button title the customer sees is a domain response (bot/domain/*.yml); the
 rules behind the answers are services of `crm_store` and `knowledge`.
@@ -31,12 +35,17 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_store.access import CUSTOMER, STAFF_ROLES, Actor, actor_for
 from crm_store.complaints import open_tickets
+from crm_store.customer360 import find_customers
 from crm_store.db import create_engine_for, make_session_factory
-from crm_store.errors import CrmError
+from crm_store.errors import CrmError, NotFound
 from crm_store.faqs import record_unanswered
 from crm_store.formatting import cn_time, ticket_lines
 from crm_store.handoff import open_handoff
+from crm_store.phrases import wants_to_stop
+from crm_store.staff_formatting import customer_label
+from crm_store.staff_phrases import company_and_person
 from knowledge.errors import KnowledgeError
 from knowledge.holder import KnowledgeHolder
 from knowledge.service import SUGGESTIONS, KnowledgeService
@@ -275,4 +284,91 @@ def tell_open_tickets(dispatcher: CollectingDispatcher, customer_id: str) -> lis
         dispatcher.utter_message(response="utter_no_open_tickets")
     else:
         dispatcher.utter_message(response="utter_open_tickets", ticket_lines=ticket_lines(tickets))
+    return []
+
+
+# --- the staff side -------------------------------------------------------------------------------
+
+STAFF_CONFIRMED = "confirmed"
+STAFF_CANCELLED = "cancelled"
+STAFF_REFUSED = "refused"
+"""The values of a staff form's decision slot: save, drop, or nothing to do (already answered)."""
+
+# A reply longer than this is a correction even when it starts with "对" or "不是".
+_MAX_BARE_ANSWER_CHARS = 6
+
+
+def staff_actor(tracker: Tracker, session: Session) -> Actor:
+    """The employee behind the latest message, with the role and region the store holds today.
+
+    The API gateway stamps `principal_id` and `role` into the message metadata from the signed
+    token (never from the request body); anything else, or an employee the store does not know,
+    is a customer. The services check the actor's role and scope again on every call.
+    """
+    metadata = tracker.latest_message.get("metadata") or {}
+    principal_id = metadata.get("principal_id")
+    if not isinstance(principal_id, str) or metadata.get("role") not in STAFF_ROLES:
+        return CUSTOMER
+    try:
+        return actor_for(session, principal_id)
+    except NotFound:
+        return CUSTOMER
+
+
+def staff_decision(tracker: Tracker) -> str | None:
+    """What a reply to a confirmation card decides: confirmed, cancelled, or None (a correction).
+
+    Only a short yes or no (or the card's buttons) decides; "不是周三，是周四" is classified as a
+    "no" but is a correction of the draft.
+    """
+    text = latest_text(tracker)
+    intent = latest_intent(tracker)
+    bare = text.startswith("/") or len(text) <= _MAX_BARE_ANSWER_CHARS
+    if wants_to_stop(text) or (intent == "deny" and bare):
+        return STAFF_CANCELLED
+    if intent == "affirm" and bare:
+        return STAFF_CONFIRMED
+    return None
+
+
+def json_slot(tracker: Tracker, slot: str) -> dict[str, Any]:
+    """A draft kept in a text slot as JSON (an empty dict when there is none)."""
+    value = tracker.get_slot(slot)
+    try:
+        loaded = json.loads(value) if value else {}
+    except (TypeError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def customer_query(tracker: Tracker) -> str:
+    """How the latest message names a customer: a picked id, the names NLU found, a phone, or the text."""
+    picked = latest_entity(tracker, "customer_id")
+    if picked:
+        return picked
+    names = [
+        str(e["value"])
+        for e in tracker.latest_message.get("entities", [])
+        if e.get("entity") == "customer_name"
+    ]
+    if names:
+        return company_and_person(names[-2:])
+    return latest_entity(tracker, "phone") or latest_text(tracker)
+
+
+def customer_choices(session: Session, actor: Actor, tracker: Tracker) -> list[dict[str, str]]:
+    """The customers in `actor`'s scope that the latest message names, best first: [{"id", "name", "label"}].
+
+    Tried in turn until one finds someone: the query of `customer_query`, each name NLU found on
+    its own, the whole text (the finder drops "查一下 … 的档案" itself).
+    """
+    names = [
+        str(e["value"])
+        for e in tracker.latest_message.get("entities", [])
+        if e.get("entity") == "customer_name"
+    ]
+    for query in dict.fromkeys([customer_query(tracker), *reversed(names), latest_text(tracker)]):
+        matches = find_customers(session, actor, query)
+        if matches:
+            return [{"id": m.customer_id, "name": m.name, "label": customer_label(m)} for m in matches]
     return []

@@ -1,0 +1,105 @@
+"""The staff side through the real stack: sign in, log a visit from one sentence, scope of the 360 view.
+
+The stack runs on the demo company with CRM_TODAY=2026-11-23 (a Monday), so "下周二" is 2026-12-01.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from e2e_stack import RunningStack
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm_store.db import create_engine_for, make_session_factory
+from crm_store.models import AuditLog, Interaction, Task
+
+pytestmark = pytest.mark.e2e
+
+DEMO_PASSWORD = "demo1234"
+ZHANG_PHONE = "18201164104"
+ZHANG_NOTE = "靠窗"
+
+
+@pytest.fixture
+def store(running_stack: RunningStack) -> Iterator[Session]:
+    engine = create_engine_for(running_stack.database_url)
+    with make_session_factory(engine)() as session:
+        yield session
+    engine.dispose()
+
+
+def _sign_in(stack: RunningStack, employee: str) -> str:
+    response = httpx.post(
+        f"{stack.api_url}/api/auth/login", json={"username": employee, "password": DEMO_PASSWORD}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def _chat(stack: RunningStack, token: str | None, sender: str, message: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(
+        f"{stack.api_url}/api/chat", json={"sender": sender, "message": message}, headers=headers, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    messages: list[dict[str, Any]] = response.json()
+    return messages
+
+
+def _text(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(str(m.get("text") or "") for m in messages)
+
+
+def test_a_salesperson_logs_a_call_in_one_sentence(running_stack: RunningStack, store: Session) -> None:
+    token = _sign_in(running_stack, "E03")
+    before = store.scalar(
+        select(func.count()).select_from(Interaction).where(Interaction.customer_id == "C0003")
+    )
+
+    card = _chat(
+        running_stack,
+        token,
+        "e2e-staff-visit",
+        "刚和华峰科技的王芳通了电话，她对二期报价挺感兴趣，下周二再联系她",
+    )
+
+    shown = _text(card)
+    assert "王芳" in shown and "电话" in shown and "2026年12月1日" in shown
+    assert any(b.get("title") == "确认" for m in card for b in m.get("buttons") or [])
+    assert [m["custom"]["card"] for m in card if m.get("custom")] == ["visit_draft"]
+
+    saved = _text(_chat(running_stack, token, "e2e-staff-visit", "/affirm"))
+
+    assert "已记好" in saved and "2026年12月1日" in saved
+    store.expire_all()
+    interactions = store.scalars(
+        select(Interaction).where(Interaction.customer_id == "C0003").order_by(Interaction.interaction_id)
+    ).all()
+    assert len(interactions) == before + 1
+    new = interactions[-1]
+    assert (new.employee_id, new.kind) == ("E03", "电话")
+    tasks = store.scalars(select(Task).where(Task.customer_id == "C0003", Task.status == "待办")).all()
+    assert [(t.due_date.isoformat(), t.owner_id) for t in tasks] == [("2026-12-01", "E03")]
+    audit_rows = store.scalars(select(AuditLog).where(AuditLog.entity_id == new.interaction_id)).all()
+    assert audit_rows and {row.actor_id for row in audit_rows} == {"E03"}
+
+
+def test_an_anonymous_sender_gets_nothing_of_a_customer_file(running_stack: RunningStack) -> None:
+    messages = _chat(running_stack, None, "e2e-anon-360", "查一下张伟的档案")
+
+    shown = repr(messages)
+    assert ZHANG_PHONE not in shown and ZHANG_PHONE[-4:] not in shown and ZHANG_NOTE not in shown
+    assert "员工" in _text(messages)
+
+
+def test_the_owner_sees_the_whole_picture_and_the_manager_of_another_region_nothing(
+    running_stack: RunningStack,
+) -> None:
+    owner = _chat(running_stack, _sign_in(running_stack, "E02"), "e2e-360-owner", "查一下张伟的档案")
+    assert ZHANG_PHONE in _text(owner) and ZHANG_NOTE in _text(owner)
+    assert [m["custom"]["data"]["customer_id"] for m in owner if m.get("custom")] == ["C0001"]
+
+    other = _chat(running_stack, _sign_in(running_stack, "E03"), "e2e-360-other", "查一下张伟的档案")
+    assert ZHANG_PHONE[-4:] not in repr(other) and ZHANG_NOTE not in repr(other)
