@@ -36,14 +36,48 @@ def begin_write(session: Session, model: type[Base]) -> None:
         session.execute(delete(model).where(false()).execution_options(synchronize_session=False))
 
 
+_FAST_PATH_ROWS: Final = 100
+
+
 def next_numeric_id(session: Session, *, column: InstrumentedAttribute[str], prefix: str, width: int) -> str:
     """`prefix` + the next number after the largest numeric id of that prefix, zero-padded to `width`.
 
     Ids of the prefix that are not all digits after it (e.g. imported "TX-1") are ignored; the
     numbering widens past `width` digits rather than wrapping.
+
+    The longest id, then the greatest, is the largest number ("T100000" before "T99999"): an index
+    on (length(id), id) (`ix_<table>_id_order`, crm_store.models) gives it without reading the
+    table. That order is wrong only after an id padded wider than `width` ("T0000001" beside
+    "T00041", from an import); then the numbers are compared without their leading zeros, which
+    reads every id of the prefix.
     """
-    # The number without its leading zeros, so that the longest is the greatest whatever the
-    # padding: "T100000" comes before "T99999", and "T0000001" (imported, wider) after "T00041".
+    fast = (
+        select(column)
+        .where(column.like(f"{prefix}%"))
+        .order_by(func.length(column).desc(), column.desc())
+        .limit(_FAST_PATH_ROWS)
+    )
+    for value in session.scalars(fast):
+        digits = _digits_of(value, prefix)
+        if digits is None:
+            continue
+        if len(digits) <= width or not digits.startswith("0"):
+            return _formatted(prefix, int(digits) + 1, width)
+        break
+    return _formatted(prefix, _largest_by_value(session, column=column, prefix=prefix) + 1, width)
+
+
+def _digits_of(value: str, prefix: str) -> str | None:
+    rest = value[len(prefix) :]
+    # LIKE ignores case on SQLite: "t00001" matches the prefix "T" there but is not ours.
+    return rest if value.startswith(prefix) and _DIGITS.fullmatch(rest) else None
+
+
+def _formatted(prefix: str, number: int, width: int) -> str:
+    return f"{prefix}{number:0{width}d}"
+
+
+def _largest_by_value(session: Session, *, column: InstrumentedAttribute[str], prefix: str) -> int:
     number = func.ltrim(func.substr(column, len(prefix) + 1), "0")
     stmt = (
         select(column)
@@ -51,19 +85,16 @@ def next_numeric_id(session: Session, *, column: InstrumentedAttribute[str], pre
         .order_by(func.length(number).desc(), number.desc())
         .execution_options(yield_per=200)
     )
-    largest = 0
     result = session.scalars(stmt)
     try:
         for value in result:
-            rest = value[len(prefix) :]
-            # LIKE ignores case on SQLite: "t00001" matches the prefix "T" there but is not ours.
-            if value.startswith(prefix) and _DIGITS.fullmatch(rest):
-                largest = int(rest)
-                break
+            digits = _digits_of(value, prefix)
+            if digits is not None:
+                return int(digits)
     finally:
         # Usually only the first row is read; a streamed result must not stay open.
         result.close()
-    return f"{prefix}{largest + 1:0{width}d}"
+    return 0
 
 
 def add_with_new_id(

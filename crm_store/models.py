@@ -577,3 +577,12 @@ class HandoffMessage(Base):
 
     def __repr__(self) -> str:
         return f"HandoffMessage({self.id!r}, {self.case_id!r})"
+
+
+# Readable ids (T09002, I00042 …) are allocated as the next number after the largest one
+# (crm_store.ids.next_numeric_id): the longest id, then the greatest. These indexes give it
+# without reading the table, which at millions of rows is the difference between 4 ms and seconds.
+Index("ix_tickets_id_order", func.length(Ticket.ticket_id), Ticket.ticket_id)
+Index("ix_interactions_id_order", func.length(Interaction.interaction_id), Interaction.interaction_id)
+Index("ix_opportunities_id_order", func.length(Opportunity.opportunity_id), Opportunity.opportunity_id)
+Index("ix_faqs_id_order", func.length(Faq.faq_id), Faq.faq_id)

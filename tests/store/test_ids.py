@@ -2,6 +2,8 @@
 
 from datetime import date
 
+import pytest
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.ids import add_with_new_id, next_numeric_id
@@ -59,3 +61,14 @@ def test_a_wider_padded_small_id_does_not_hide_the_greatest_one(
             build=_interaction,
         )
         assert row.interaction_id == "I00042"
+
+
+@pytest.mark.parametrize("table", ["tickets", "interactions", "opportunities", "faqs"])
+def test_the_migrated_store_has_the_index_the_allocator_reads(store_engine: Engine, table: str) -> None:
+    catalogue = (
+        "SELECT name FROM sqlite_master WHERE type = 'index'"
+        if store_engine.dialect.name == "sqlite"
+        else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    )
+    with store_engine.connect() as connection:
+        assert f"ix_{table}_id_order" in set(connection.execute(text(catalogue)).scalars())
