@@ -63,7 +63,7 @@ from crm_store.access import Actor, actor_for
 from crm_store.complaints import TICKET_ID_DIGITS, TICKET_ID_PREFIX
 from crm_store.db import create_engine_for, make_session_factory, migrate
 from crm_store.opportunities import OPPORTUNITY_ID_DIGITS, OPPORTUNITY_ID_PREFIX
-from crm_store.settings import get_store_settings
+from crm_store.settings import get_store_settings, pin_today
 from crm_store.visits import INTERACTION_ID_DIGITS, INTERACTION_ID_PREFIX, VisitDraft, save_visit
 from crm_store.vocab import COMPLAINT_CATEGORIES
 
@@ -1304,7 +1304,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"refusing to use the database {args.database!r}: give the bench its own")
     started = time.monotonic()
     # The project clock (crm_store.clock) on the data's reference day: save_visit checks its dates by it.
-    os.environ["CRM_TODAY"] = TODAY.isoformat()
+    pin_today(TODAY)
     server = _server_url()
     bench_url = server.set(database=args.database)
     scale = Scale(args.customers, args.orders)

@@ -48,6 +48,7 @@ __all__ = [
     "get_knowledge_settings",
     "get_stack_settings",
     "get_store_settings",
+    "pin_today",
 ]
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
@@ -301,3 +302,8 @@ def force_offline() -> None:
     """Make Hugging Face libraries in this process fail rather than download (the machines are offline)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pin_today(day: date) -> None:
+    """Pin the CRM clock (`CRM_TODAY`) to `day` for this process and its children (benchmarks, demos)."""
+    os.environ["CRM_TODAY"] = day.isoformat()
