@@ -4,20 +4,31 @@ Run with `uvicorn api.main:app`. Tests call `create_app()` for a fresh app per t
 """
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from api import errors
-from api.routes import auth, chat, customers, faqs, handoffs, health, knowledge, opportunities, reminders
+from api.routes import (
+    auth,
+    chat,
+    customers,
+    faqs,
+    handoffs,
+    health,
+    knowledge,
+    opportunities,
+    reminders,
+)
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.settings import get_api_settings, get_knowledge_settings
 from knowledge.holder import KnowledgeHolder
@@ -32,6 +43,9 @@ _PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: http: https:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+# The ids `/api/customers/{customer_id}` accepts (api/routes/customers.py), spelled as the chat
+# page links them; any other path under /customers/ is an unknown page.
+_CUSTOMER_PAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 @asynccontextmanager
@@ -76,7 +90,7 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app() -> FastAPI:
-    """Build the API: `/api/chat`, `/api/handoffs`, `/health`, the chat page at `/` and docs at `/docs`."""
+    """Build the API: `/api/…`, `/health`, the chat page at `/`, customer pages and docs at `/docs`."""
     # The machines are offline: Swagger UI's scripts are served from the package, not a CDN.
     app = FastAPIOffline(
         title="小助手 CRM API",
@@ -108,6 +122,14 @@ def create_app() -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": _PAGE_CSP})
+
+    # The staff page of one customer; its script reads the sign-in the chat page keeps and calls
+    # `/api/customers/{customer_id}`, so the page itself holds no data and needs no sign-in.
+    @app.get("/customers/{customer_id}", include_in_schema=False)
+    async def customer_page(customer_id: str) -> FileResponse:
+        if not _CUSTOMER_PAGE_ID.fullmatch(customer_id):
+            raise HTTPException(status_code=404)
+        return FileResponse(STATIC_DIR / "customer.html", headers={"Content-Security-Policy": _PAGE_CSP})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

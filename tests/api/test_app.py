@@ -1,6 +1,7 @@
 """Tests of the app as a whole: docs, the web chat page, error handling and the lifespan."""
 
 import httpx
+import pytest
 from api_stubs import StubServices
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -45,6 +46,47 @@ def test_index_page_loads_nothing_from_other_hosts(client: TestClient) -> None:
 
     assert "http://" not in page
     assert "https://" not in page
+
+
+def test_customer_page_served_with_the_page_policy(client: TestClient) -> None:
+    response = client.get("/customers/C0003")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "/static/customer.js" in response.text
+    # No data in the page itself: its script asks /api/customers/{id} with the staff sign-in.
+    assert "王芳" not in response.text
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/customers/..%2Fx",
+        "/customers/C0003%3Cb%3E",
+        "/customers/C%200003",
+        "/customers/C0003.html",
+        "/customers/" + "C" * 33,
+        "/customers/",
+    ],
+)
+def test_customer_page_of_a_malformed_id_is_not_found(client: TestClient, path: str) -> None:
+    response = client.get(path)
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}
+    assert "content-security-policy" not in response.headers
+
+
+def test_customer_page_loads_nothing_from_other_hosts(client: TestClient) -> None:
+    page = "".join(
+        client.get(path).text for path in ("/customers/C0003", "/static/customer.js", "/static/customer.css")
+    )
+
+    assert "http://" not in page
+    assert "https://" not in page
+    assert "innerHTML" not in page
 
 
 def test_static_assets_served(client: TestClient) -> None:
