@@ -15,6 +15,9 @@ from api.auth import issue_token
 from crm_store.accounts import hash_password, stamp_of
 from crm_store.settings import ApiSettings
 
+Headers = Callable[[str], dict[str, str]]
+"""`as_("E02")` of tests/api/conftest.py: the bearer header of a demo employee's signed token."""
+
 RASA_URL = "http://rasa.test:5005"
 ACTION_SERVER_URL = "http://actions.test:5055"
 RASA_HOST = httpx.URL(RASA_URL).host

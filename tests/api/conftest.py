@@ -25,18 +25,22 @@ from api_stubs import (
     STAFF_ID,
     STAFF_NAME,
     STAFF_PASSWORD_HASH,
+    Headers,
     StaffHeaders,
     StubServices,
 )
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import issue_token
 from api.deps import get_http_client, get_uptime_s
 from api.main import create_app
 from crm_store.accounts import stamp_of
 from crm_store.db import create_engine_for, make_session_factory
+from crm_store.importer import import_csv_dir
 from crm_store.models import Employee
 from crm_store.settings import ApiSettings, get_api_settings
 
@@ -124,3 +128,31 @@ def client(app: FastAPI) -> Iterator[TestClient]:
     # raise_server_exceptions=False: assert what a real client would receive on a 500.
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def demo(
+    database_url: str, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[sessionmaker[Session]]:
+    """The demo company, each employee's password `STAFF_PASSWORD`, the clock on the demo day."""
+    monkeypatch.setenv("CRM_TODAY", "2026-11-23")
+    engine = create_engine_for(database_url)
+    sessions = make_session_factory(engine)
+    assert import_csv_dir(sessions, demo_dir).ok
+    with sessions.begin() as session:
+        session.execute(update(Employee).values(password_hash=STAFF_PASSWORD_HASH))
+    try:
+        yield sessions
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def as_(demo: sessionmaker[Session], settings: ApiSettings) -> Headers:
+    """`as_("E02")`: the bearer header of a demo employee's real, signed token."""
+
+    def headers(employee_id: str) -> dict[str, str]:
+        token = issue_token(settings, employee_id, stamp_of(STAFF_PASSWORD_HASH)).access_token
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers

@@ -1,51 +1,14 @@
 """`/api/customers` through real staff tokens: search, the 360 JSON, updates, scope and audit."""
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from api_stubs import STAFF_PASSWORD, STAFF_PASSWORD_HASH
+from api_stubs import STAFF_PASSWORD, Headers
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.auth import issue_token
-from crm_store.accounts import stamp_of
-from crm_store.db import create_engine_for, make_session_factory
-from crm_store.importer import import_csv_dir
-from crm_store.models import AuditLog, Customer, Employee
-from crm_store.settings import ApiSettings
-
-Headers = Callable[[str], dict[str, str]]
-
-
-@pytest.fixture
-def demo(
-    database_url: str, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[sessionmaker[Session]]:
-    """The demo company, each employee's password `STAFF_PASSWORD`, the clock on the demo day."""
-    monkeypatch.setenv("CRM_TODAY", "2026-11-23")
-    engine: Engine = create_engine_for(database_url)
-    sessions = make_session_factory(engine)
-    assert import_csv_dir(sessions, demo_dir).ok
-    with sessions.begin() as session:
-        session.execute(update(Employee).values(password_hash=STAFF_PASSWORD_HASH))
-    try:
-        yield sessions
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def as_(demo: sessionmaker[Session], settings: ApiSettings) -> Headers:
-    """`as_("E02")`: the bearer header of a demo employee's real, signed token."""
-
-    def headers(employee_id: str) -> dict[str, str]:
-        token = issue_token(settings, employee_id, stamp_of(STAFF_PASSWORD_HASH)).access_token
-        return {"Authorization": f"Bearer {token}"}
-
-    return headers
+from crm_store.models import AuditLog, Customer
 
 
 def _view(client: TestClient, headers: dict[str, str], customer_id: str) -> Any:

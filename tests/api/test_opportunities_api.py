@@ -1,48 +1,12 @@
 """`/api/opportunities` through real staff tokens: 我的商机, create, move, amount, lost, scope."""
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
-from api_stubs import STAFF_PASSWORD_HASH
+from api_stubs import Headers
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.auth import issue_token
-from crm_store.accounts import stamp_of
-from crm_store.db import create_engine_for, make_session_factory
-from crm_store.importer import import_csv_dir
-from crm_store.models import AuditLog, Employee, Opportunity, OpportunityStageChange
-from crm_store.settings import ApiSettings
-
-Headers = Callable[[str], dict[str, str]]
-
-
-@pytest.fixture
-def demo(
-    database_url: str, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[sessionmaker[Session]]:
-    """The demo company, each employee with a password, the clock on the demo day."""
-    monkeypatch.setenv("CRM_TODAY", "2026-11-23")
-    engine: Engine = create_engine_for(database_url)
-    sessions = make_session_factory(engine)
-    assert import_csv_dir(sessions, demo_dir).ok
-    with sessions.begin() as session:
-        session.execute(update(Employee).values(password_hash=STAFF_PASSWORD_HASH))
-    try:
-        yield sessions
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def as_(demo: sessionmaker[Session], settings: ApiSettings) -> Headers:
-    def headers(employee_id: str) -> dict[str, str]:
-        token = issue_token(settings, employee_id, stamp_of(STAFF_PASSWORD_HASH)).access_token
-        return {"Authorization": f"Bearer {token}"}
-
-    return headers
+from crm_store.models import AuditLog, Opportunity, OpportunityStageChange
 
 
 @pytest.mark.parametrize(
