@@ -200,3 +200,24 @@ def verify_customer(
         masked_phone=mask_phone(customer.phone),
         display_name=name,
     )
+
+
+def verified_customer_of(session: Session, *, conversation: str, since: datetime) -> str | None:
+    """The customer this conversation proved to be at or after `since`, or None.
+
+    Read from the audit trail that `verify_customer` writes (the conversation is known by its
+    pseudonym only). The chat's own record, the `verified_customer_id` slot, lives in Rasa and lasts
+    the dialogue session; callers pass a `since` no earlier than the session can reach back (the
+    session expires 60 minutes after the last message, so a verification within the last 60 minutes
+    is always one of the current session).
+    """
+    return session.scalar(
+        select(AuditLog.entity_id)
+        .where(
+            AuditLog.action == "verify_customer",
+            AuditLog.actor_id == conversation_key(conversation),
+            AuditLog.occurred_at >= since,
+        )
+        .order_by(AuditLog.occurred_at.desc(), AuditLog.id.desc())
+        .limit(1)
+    )

@@ -487,12 +487,50 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[CreatedAt]
     sent_at: Mapped[datetime | None]
+    # Proactive care (crm_store/outbox.py): not before this moment (a retry's backoff, quiet hours);
+    # when a sender claimed the row (status sending), so that a dead sender's claim expires; when the
+    # person read it in an inbox (staff_inbox, web).
+    next_attempt_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
 
     customer: Mapped[Customer | None] = relationship(back_populates="outbox_messages")
     employee: Mapped[Employee | None] = relationship()
 
     def __repr__(self) -> str:
         return f"Outbox({self.id!r}, {self.kind!r})"
+
+
+class CareChannel(Base):
+    """The health of one delivery channel of proactive care: consecutive failures, paused or not.
+
+    A channel that fails `CareSettings.care_pause_after_failures` times in a row is paused: its
+    messages stay pending until someone resumes it (`crmbot care resume`). One success resets it.
+    """
+
+    __tablename__ = "care_channels"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[UpdatedAt]
+
+    def __repr__(self) -> str:
+        return f"CareChannel({self.channel!r}, paused={self.paused!r})"
+
+
+class CareLock(Base):
+    """A named lease (the care scheduler's on SQLite): who holds it and until when (care/lock.py)."""
+
+    __tablename__ = "care_locks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"CareLock({self.name!r}, {self.holder!r})"
 
 
 class VerificationAttempt(Base):

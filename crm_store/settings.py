@@ -12,6 +12,7 @@ the helpers at the end of this module are the only other places that touch it.
 | `ApiSettings`       | `CRM_`       | the public API: where Rasa is, limits and timeouts, staff   |
 | `StackSettings`     | `CRM_`       | `crmbot up`: ports, the bot environment, the demo company   |
 | `KnowledgeSettings` | `KNOWLEDGE_` | the FAQ encoder, its index, fusion and decision thresholds  |
+| `CareSettings`      | `CRM_`       | proactive care: rules, quiet hours, retries, SMTP, spool    |
 
 docs/configuration.md is generated from these classes (`python -m crmbot.settings_doc`); a test
 fails when it is out of date, so every variable a user can set is listed there.
@@ -20,7 +21,7 @@ fails when it is out of date, so every variable a user can set is listed there.
 import os
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Final, Literal
@@ -38,6 +39,7 @@ __all__ = [
     "PROJECT_ROOT",
     "VAR_DIR",
     "ApiSettings",
+    "CareSettings",
     "KnowledgeSettings",
     "StackSettings",
     "StoreSettings",
@@ -45,6 +47,7 @@ __all__ = [
     "force_offline",
     "general_model_dir",
     "get_api_settings",
+    "get_care_settings",
     "get_knowledge_settings",
     "get_stack_settings",
     "get_store_settings",
@@ -267,6 +270,109 @@ class KnowledgeSettings(BaseSettings):
         return self.tuned_model_dir / ACCEPTED_FILE
 
 
+class CareSettings(BaseSettings):
+    """Proactive care (issue 17): when rules fire, when customers may be messaged, how sending retries.
+
+    The lapse rule itself has no setting here: its thresholds are the constants of `crm_store.lapse`
+    (more than 60 days and more than twice the customer's own rhythm), shared with the staff
+    reminders, so that the care nudges and "哪些客户很久没下单了" always name the same customers.
+    """
+
+    model_config = _config("CRM_")
+
+    care_quiet_start: time = Field(
+        default=time(21, 0),
+        description="Start of the quiet hours (Beijing time): no customer-facing message is sent from "
+        "then until `CRM_CARE_QUIET_END`; it waits for the morning. Staff reminders are not held.",
+    )
+    care_quiet_end: time = Field(
+        default=time(9, 0), description="End of the quiet hours: deferred customer messages go out then."
+    )
+    care_birthday_lead_days: int = Field(
+        default=2,
+        ge=0,
+        description="The owner is reminded once when a customer's birthday is within this many days "
+        "(today included); the customer is greeted on the day.",
+    )
+    care_winback_days: int = Field(
+        default=90,
+        ge=1,
+        description="A lapsed customer gets at most one win-back message in this many days (the owner's "
+        "nudge is not limited by it: it comes once per lapse).",
+    )
+    care_sla_warn_percent: int = Field(
+        default=80,
+        gt=0,
+        lt=100,
+        description="An open ticket that has used this share of its SLA time is flagged to its assignee; "
+        "past the deadline, the manager of the customer's region is told.",
+    )
+    care_consumable_categories: list[str] = Field(
+        default=["食品"],
+        description="Product categories that run out and are bought again (the demo's 食品: 有机大米, "
+        "高山绿茶, 咖啡豆): replenishment reminders are computed for these only. A JSON list, e.g. "
+        '`["食品","日化"]`.',
+    )
+    care_replenishment_lead_days: int = Field(
+        default=3,
+        ge=0,
+        description="The customer is reminded this many days before a consumable is predicted to run out.",
+    )
+    care_retry_base_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A failed send is retried after this many seconds, doubling at each failure.",
+    )
+    care_retry_max_s: float = Field(
+        default=3600.0, gt=0, description="The longest wait between two attempts of one message."
+    )
+    care_max_attempts: int = Field(
+        default=10, ge=1, description="A message that failed this many times is marked `failed`."
+    )
+    care_pause_after_failures: int = Field(
+        default=10,
+        ge=1,
+        description="A channel that failed this many times in a row is paused (its messages wait) until "
+        "`crmbot care resume CHANNEL`; `crmbot care status` shows it.",
+    )
+    care_claim_lease_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A message claimed by a sender that died is claimed again after this many seconds.",
+    )
+    care_batch_size: int = Field(
+        default=200, ge=1, description="How many due messages one sending pass claims at most."
+    )
+    care_interval_s: float = Field(
+        default=600.0, gt=0, description="How often the care scheduler computes what is due (seconds)."
+    )
+    care_send_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the care scheduler sends due messages (seconds)."
+    )
+    care_lock_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="On SQLite, how long the running scheduler's lease lasts without a heartbeat (renewed "
+        "every third of it): a second `crmbot care run` takes over at most this long after the first "
+        "dies. On PostgreSQL an advisory lock is used, freed at once when its holder dies.",
+    )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="Mail server of customer e-mails: `smtp://host:port` (STARTTLS when offered) or "
+        "`smtps://user:password@host:port`. Unset: e-mails are written to `email.jsonl` in the spool.",
+    )
+    smtp_from: str = Field(
+        default="小助手 <care@localhost>",
+        description="The From of care e-mails, e.g. `小助手 <care@shop.cn>`.",
+    )
+    smtp_timeout_s: float = Field(default=10.0, gt=0, description="How long one SMTP delivery may take.")
+    care_spool_dir: Path = Field(
+        default=VAR_DIR / "spool",
+        description="Where SMS and WeChat messages (and e-mails without `CRM_SMTP_URL`) are written, one "
+        "JSON line per message (`sms.jsonl`, `wechat.jsonl`, `email.jsonl`), until a provider is set up.",
+    )
+
+
 def general_model_dir() -> Path:
     """The customer-service model built at set-up, or the plain base model where it is not."""
     return SERVICE_MODEL_DIR if (SERVICE_MODEL_DIR / "modules.json").is_file() else BASE_MODEL_DIR
@@ -286,6 +392,11 @@ def get_api_settings() -> ApiSettings:
 def get_stack_settings() -> StackSettings:
     """Read the stack settings now."""
     return StackSettings()
+
+
+def get_care_settings() -> CareSettings:
+    """Read the care settings now (not cached, so a changed environment is seen)."""
+    return CareSettings()
 
 
 def get_knowledge_settings() -> KnowledgeSettings:

@@ -53,8 +53,15 @@ OPPORTUNITY_STAGES: Final = OPPORTUNITY_PIPELINE + OPPORTUNITY_LEGACY_STAGES
 TASK_STATUSES: Final = ("待办", "已完成", "已取消")
 TASK_STATUS_OPEN: Final = "待办"
 
-OUTBOX_STATUSES: Final = ("pending", "sent", "failed", "skipped")
+# pending → (sending, claimed by a sender) → sent; failed after too many attempts; skipped when it
+# must not go out (the customer opted out, no address). A deferred message is pending with a later
+# `next_attempt_at`.
+OUTBOX_STATUSES: Final = ("pending", "sending", "sent", "failed", "skipped")
 OUTBOX_STATUS_PENDING: Final = "pending"
+OUTBOX_STATUS_SENDING: Final = "sending"
+OUTBOX_STATUS_SENT: Final = "sent"
+OUTBOX_STATUS_FAILED: Final = "failed"
+OUTBOX_STATUS_SKIPPED: Final = "skipped"
 
 COMPLAINT_CATEGORIES: Final = ("产品质量", "物流配送", "服务态度", "价格争议", "售后维修", "其他")
 COMPLAINT_CATEGORY_OTHER: Final = "其他"
@@ -99,3 +106,17 @@ UNANSWERED_STATUSES: Final = ("open", "resolved", "dismissed")
 UNANSWERED_STATUS_OPEN: Final = "open"
 UNANSWERED_STATUS_RESOLVED: Final = "resolved"
 UNANSWERED_STATUS_DISMISSED: Final = "dismissed"
+
+# Proactive care (issue 17): the rules, whom a message is for, and the staff inbox channel. Customer
+# channels are `CHANNEL_PREFS` (`web` is the customer web inbox); staff reminders go to the inbox.
+CARE_RULES: Final = ("birthday", "lapse", "follow_up", "sla", "replenishment")
+CARE_RULE_BIRTHDAY: Final = "birthday"
+CARE_RULE_LAPSE: Final = "lapse"
+CARE_RULE_FOLLOW_UP: Final = "follow_up"
+CARE_RULE_SLA: Final = "sla"
+CARE_RULE_REPLENISHMENT: Final = "replenishment"
+CARE_AUDIENCES: Final = ("staff", "customer")
+CARE_AUDIENCE_STAFF: Final = "staff"
+CARE_AUDIENCE_CUSTOMER: Final = "customer"
+CARE_STAFF_CHANNEL: Final = "staff_inbox"
+CARE_CHANNELS: Final = (CARE_STAFF_CHANNEL, *CHANNEL_PREFS)

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings
 from crm_store.settings import (
     PROJECT_ROOT,
     ApiSettings,
+    CareSettings,
     KnowledgeSettings,
     StackSettings,
     StoreSettings,
@@ -29,6 +30,7 @@ SECTIONS: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
     ("API", ApiSettings),
     ("Processes started by `crmbot up`", StackSettings),
     ("FAQ knowledge base", KnowledgeSettings),
+    ("Proactive care", CareSettings),
 )
 
 _INTRO: Final = """# Configuration

@@ -31,6 +31,8 @@ EXPECTED_TABLES = {
     "faq_unanswered",
     "faq_feedback",
     "knowledge_state",
+    "care_channels",
+    "care_locks",
 }
 
 
