@@ -13,6 +13,8 @@ from sqlalchemy import Engine
 from crm_store.accounts import DEMO_PASSWORD
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.importer import ImportReport, import_csv_dir
+from crmbot.care_cli import add_care_commands
+from crmbot.care_process_cli import add_care_process_commands
 from crmbot.customer_cli import add_customer_commands
 from crmbot.faq_cli import add_faq_commands
 from crmbot.preparation import give_demo_passwords, prepare_for_start, prepare_model, prepare_store
@@ -52,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmbot", description="小助手：中文对话式 CRM 助手")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    up = commands.add_parser("up", help="建库、导入演示数据、按需训练，并启动 Rasa、动作服务器和 API")
+    up = commands.add_parser(
+        "up", help="建库、导入演示数据、按需训练，并启动 Rasa、动作服务器、API 和关怀调度器"
+    )
     up.add_argument("--no-demo", action="store_true", help="空库时不导入演示数据")
     up.add_argument(
         "--no-tuning", action="store_true", help="不在后台调优 FAQ 语义模型（没有调优好的模型时用基础模型）"
@@ -86,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     add_customer_commands(commands)
     add_user_commands(commands)
     add_visit_commands(commands)
+    add_care_commands(commands)
+    # Last: it adds `run` to the `care` command that the commands above create.
+    add_care_process_commands(commands)
     return parser
 
 
@@ -176,7 +183,7 @@ def _up(args: argparse.Namespace) -> int:
     engine.dispose()
     tuning = None if args.no_tuning or tuned_is_ready_elsewhere() else BackgroundTuning(runner)
     logger.info(
-        "启动 Rasa（:%d）、动作服务器（:%d）和 API（:%d）…",
+        "启动 Rasa（:%d）、动作服务器（:%d）、API（:%d）和关怀调度器…",
         stack.rasa_port,
         stack.action_port,
         stack.api_port,

@@ -1,7 +1,9 @@
-"""`crmbot up`: prepare the store and the model, then run Rasa, the action server and the API together.
+"""`crmbot up`: prepare the store and the model, then run Rasa, the action server, the API and care.
 
-The three processes run as one group under honcho: each log line carries the process name,
-and when one process exits (or Ctrl-C is pressed) all of them are stopped.
+The four processes run as one group under honcho: each log line carries the process name,
+and when one process exits (or Ctrl-C is pressed) all of them are stopped. `care` is the proactive
+care scheduler (`crmbot care run`, care/scheduler.py); if another one already runs on the same
+database, this one waits and takes over when that one stops.
 """
 
 import logging
@@ -116,11 +118,13 @@ def process_commands(stack: Stack, model: Path) -> dict[str, list[str]]:
             sys.executable, "-m", "uvicorn", "api.main:app",
             "--host", stack.api_host, "--port", str(stack.api_port), "--no-server-header",
         ],
+        # `crmbot care run`, without importing the rest of crmbot (crmbot/care_process_cli.py).
+        "care": [sys.executable, "-m", "crmbot.care_process_cli"],
     }  # fmt: skip
 
 
 def run_stack(stack: Stack, model: Path, *, on_ready: Callable[[], None] | None = None) -> int:
-    """Run the three processes until one stops or Ctrl-C; return the group's exit code.
+    """Run the four processes until one stops or Ctrl-C; return the group's exit code.
 
     `on_ready` is called once, from another thread, when `/health` first answers 200.
     """

@@ -25,7 +25,7 @@ ALLOWED_IMPORTS = {
     "actions": {"actions", "knowledge", "crm_store"},
     "api": {"api", "knowledge", "crm_store"},
     "care": {"care", "knowledge", "crm_store"},
-    "crmbot": {"crmbot", "knowledge", "crm_store"},
+    "crmbot": {"crmbot", "care", "knowledge", "crm_store"},
 }
 ACTION_HELPERS = {"actions.support"}
 CHINESE = re.compile(r"[\u4e00-\u9fff]")

@@ -1,0 +1,232 @@
+"""Delivery of care messages behind one interface: a `Channel` sends one claimed outbox message.
+
+- `staff_inbox` (`StaffInbox`): nothing to do; the sent row is the employee's inbox (staff chat,
+  `list_reminders`).
+- `web` (`WebInbox`): nothing to do; the sent row waits in the chat for the verified customer.
+- `email` (`Email`): one mail through `CRM_SMTP_URL` (`smtp://`, STARTTLS when offered, or
+  `smtps://`); without it `EmailSpool` writes one JSON line to `email.jsonl` in the spool.
+- `sms` (`SmsSpool`), `wechat` (`WechatSpool`): one JSON line in `sms.jsonl` / `wechat.jsonl`
+  until a provider is configured.
+
+A channel raises `DeliveryFailed` (an `Unavailable` of the error vocabulary, code
+`delivery_failed`, `data["reason"]` a short code without personal data); the sender retries with
+backoff and pauses the channel after repeated failures (`crm_store.outbox`). Every delivery carries
+the message's dedupe key (the mail's `Message-ID` and `X-Care-Dedupe-Key`, the spool line's
+`dedupe_key`), so that a provider can recognise a delivery retried after a crash.
+"""
+
+import hashlib
+import json
+import os
+import smtplib
+import ssl
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import Final, Protocol
+from urllib.parse import unquote, urlsplit
+
+from care.texts import email_subject
+from crm_store.errors import Unavailable
+from crm_store.outbox import OutboxMessage
+from crm_store.settings import CareSettings
+
+__all__ = [
+    "Channel",
+    "DeliveryFailed",
+    "Email",
+    "EmailSpool",
+    "SmsSpool",
+    "SpoolChannel",
+    "StaffInbox",
+    "WebInbox",
+    "WechatSpool",
+    "channels",
+]
+
+_MESSAGE_ID_DOMAIN: Final = "care.xiaozhushou"
+
+
+class DeliveryFailed(Unavailable):
+    """A channel could not deliver a message now; `reason` says why, without personal data."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("delivery_failed", reason=reason)
+
+    @property
+    def reason(self) -> str:
+        return str(self.data["reason"])
+
+
+class Channel(Protocol):
+    """One way of reaching people: `send` delivers a claimed message or raises `DeliveryFailed`."""
+
+    name: str
+
+    def send(self, message: OutboxMessage) -> None: ...
+
+
+class StaffInbox:
+    """The employee's inbox: the row itself, shown in the staff chat and by `list_reminders`."""
+
+    name = "staff_inbox"
+
+    def send(self, message: OutboxMessage) -> None:
+        del message  # marking the row sent is the delivery
+
+
+class WebInbox:
+    """The customer's web inbox: the row itself, shown when the verified customer opens the chat."""
+
+    name = "web"
+
+    def send(self, message: OutboxMessage) -> None:
+        del message
+
+
+def _message_id(message: OutboxMessage) -> str:
+    digest = hashlib.sha256(message.dedupe_key.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}@{_MESSAGE_ID_DOMAIN}>"
+
+
+class Email:
+    """Customer (and staff) e-mail through a real SMTP server (`CRM_SMTP_URL`, From `CRM_SMTP_FROM`)."""
+
+    name = "email"
+
+    def __init__(self, url: str, *, sender: str, timeout_s: float) -> None:
+        parts = urlsplit(url)
+        # A wrong URL fails each send (and so pauses the channel, shown in the status) rather than
+        # stopping every other channel of the run.
+        self._valid = parts.scheme in ("smtp", "smtps") and bool(parts.hostname)
+        self._tls = parts.scheme == "smtps"
+        self._host = parts.hostname or ""
+        self._port = parts.port or (465 if self._tls else 25)
+        self._user = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password else None
+        self._sender = sender
+        self._timeout = timeout_s
+
+    def _mail(self, message: OutboxMessage) -> EmailMessage:
+        if not message.address:
+            raise DeliveryFailed("no_address")
+        mail = EmailMessage()
+        mail["From"] = self._sender
+        try:
+            mail["To"] = Address(display_name=message.recipient_name or "", addr_spec=message.address)
+        except (ValueError, IndexError) as error:
+            raise DeliveryFailed("address_invalid") from error
+        mail["Subject"] = email_subject(message.rule)
+        mail["Date"] = formatdate(localtime=True)
+        mail["Message-ID"] = _message_id(message)
+        mail["X-Care-Dedupe-Key"] = message.dedupe_key
+        mail.set_content(message.text, charset="utf-8")
+        return mail
+
+    def send(self, message: OutboxMessage) -> None:
+        if not self._valid:
+            raise DeliveryFailed("smtp_url_invalid")
+        mail = self._mail(message)
+        try:
+            if self._tls:
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self._host, self._port, timeout=self._timeout, context=ssl.create_default_context()
+                )
+            else:
+                client = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+            with client:
+                client.ehlo()
+                if not self._tls and client.has_extn("starttls"):
+                    client.starttls(context=ssl.create_default_context())
+                    client.ehlo()
+                if self._user:
+                    client.login(self._user, self._password or "")
+                client.send_message(mail)
+        except smtplib.SMTPRecipientsRefused as error:
+            codes = sorted({code for code, _ in error.recipients.values()})
+            raise DeliveryFailed(f"smtp_recipient_refused:{codes[0] if codes else ''}") from None
+        except smtplib.SMTPResponseException as error:
+            raise DeliveryFailed(f"smtp_error:{error.smtp_code}") from None
+        except (smtplib.SMTPException, OSError) as error:
+            # No message text: it may name the server's view of the recipient.
+            raise DeliveryFailed(f"smtp_unreachable:{type(error).__name__}") from None
+
+
+class SpoolChannel:
+    """Writes each message as one JSON line to `<spool>/<name>.jsonl`, for a provider to pick up.
+
+    One `write` of one line on a file opened for appending, so lines of concurrent senders never
+    interleave.
+    """
+
+    name = "spool"
+
+    def __init__(self, spool_dir: Path) -> None:
+        self._path = spool_dir / f"{self.name}.jsonl"
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def send(self, message: OutboxMessage) -> None:
+        if not message.address and self.name in ("sms", "email"):
+            raise DeliveryFailed("no_address")
+        line = {
+            "id": message.id,
+            "dedupe_key": message.dedupe_key,
+            "rule": message.rule,
+            "audience": message.audience,
+            "customer_id": message.customer_id,
+            "employee_id": message.employee_id,
+            "to": message.address,
+            "name": message.recipient_name,
+            "text": message.text,
+        }
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            raise DeliveryFailed(f"spool_unwritable:{type(error).__name__}") from None
+
+
+class SmsSpool(SpoolChannel):
+    """SMS until a provider is configured: `sms.jsonl` with the phone number and the text."""
+
+    name = "sms"
+
+
+class WechatSpool(SpoolChannel):
+    """WeChat template messages until a provider is configured: `wechat.jsonl`."""
+
+    name = "wechat"
+
+
+class EmailSpool(SpoolChannel):
+    """E-mail when `CRM_SMTP_URL` is unset: `email.jsonl`, so that a demo sends nothing for real."""
+
+    name = "email"
+
+
+def channels(settings: CareSettings) -> dict[str, Channel]:
+    """Every channel by name, configured from `settings`."""
+    email: Channel
+    if settings.smtp_url is not None:
+        email = Email(
+            settings.smtp_url.get_secret_value(), sender=settings.smtp_from, timeout_s=settings.smtp_timeout_s
+        )
+    else:
+        email = EmailSpool(settings.care_spool_dir)
+    found: list[Channel] = [
+        StaffInbox(),
+        WebInbox(),
+        email,
+        SmsSpool(settings.care_spool_dir),
+        WechatSpool(settings.care_spool_dir),
+    ]
+    return {channel.name: channel for channel in found}
