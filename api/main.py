@@ -20,6 +20,7 @@ from fastapi_offline import FastAPIOffline
 from api import errors
 from api.routes import (
     auth,
+    care,
     chat,
     customers,
     faqs,
@@ -116,6 +117,7 @@ def create_app() -> FastAPI:
     api_router.include_router(customers.router)
     api_router.include_router(opportunities.router)
     api_router.include_router(reminders.router)
+    api_router.include_router(care.router)
     app.include_router(api_router)
     app.include_router(health.router)
 

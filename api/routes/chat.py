@@ -1,4 +1,4 @@
-"""`POST /api/chat`: the only way a user's message reaches Rasa; `GET /api/chat/updates`: staff replies.
+"""`POST /api/chat`: the only way a user's message reaches Rasa; `GET /api/chat/updates`: what came since.
 
 The gateway cleans and bounds the message, stamps the caller's role into the metadata
 (clients can never choose it) and forwards the turn to Rasa's REST channel on loopback,
@@ -8,6 +8,10 @@ gets a list of bot messages back.
 While a person has the conversation (an open hand-off case), the hand-off service
 (`crm_store.handoff.relay_turn`) records messages for staff instead of letting them reach Rasa, and
 staff replies come back in the same shape, worded by `api.relay`.
+
+The poll also shows proactive care's inbox messages (`api.care_inbox`), each once: a signed-in
+employee's care notices (pushed into the active Rasa conversation as `utter_care_notice`) and the
+web-inbox messages of the customer this conversation was verified as.
 
 Who is chatting comes from the `Authorization` header only (`api.auth.PrincipalDep`): without one
 the caller is a customer, as always; with an employee's token the metadata says their role and
@@ -29,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import PrincipalDep
+from api.care_inbox import care_messages
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.relay import relay_messages
 from api.schemas.chat import SENDER_PATTERN, BotMessage, ChatRequest
@@ -155,7 +160,7 @@ async def chat(
 
 @router.get(
     "/updates",
-    summary="Fetch staff replies not yet shown to this conversation",
+    summary="Fetch staff replies and care messages not yet shown to this conversation",
     response_model=list[BotMessage],
     responses={
         401: {"description": "An `Authorization` header that is not a valid staff token."},
@@ -174,12 +179,16 @@ async def updates(
     ],
     sessions: SessionFactoryDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
+    http: HttpClientDep,
 ) -> JSONResponse:
-    """Return the staff replies waiting for `sender` as bot messages, each exactly once.
+    """Return the staff replies and care messages waiting for `sender` as bot messages, each once.
 
-    The web page polls this while a person has the conversation. After the case is closed, its
-    closing message comes with 1–5 rating buttons; the chosen one is sent back via `/api/chat`.
-    An empty list means nothing new.
+    The web page polls this while it is open. After a hand-off case is closed, its closing message
+    comes with 1–5 rating buttons; the chosen one is sent back via `/api/chat`. Care messages: a
+    signed-in employee's care notices (birthdays, lapsed customers, follow-ups, complaint
+    deadlines), and for a customer verified in this conversation their web-inbox messages
+    (`api.care_inbox`). An empty list means nothing new.
     """
     headers = {"Cache-Control": "no-store"}
     sender = conversation_id(principal, sender)
@@ -188,4 +197,10 @@ async def updates(
     except SQLAlchemyError as exc:
         logger.warning("updates failed for sender #%s (%s)", sender_tag(sender), type(exc).__name__)
         return JSONResponse(status_code=503, content=[], headers=headers)
-    return JSONResponse(content=relay_messages(sender, turn), headers=headers)
+    try:
+        care = await care_messages(sessions, http, settings, principal, sender)
+    except SQLAlchemyError as exc:
+        # The staff replies above are already taken: show them; care messages wait for a later poll.
+        logger.warning("care inbox failed for sender #%s (%s)", sender_tag(sender), type(exc).__name__)
+        care = []
+    return JSONResponse(content=[*relay_messages(sender, turn), *care], headers=headers)

@@ -1,5 +1,7 @@
 // Web chat of 小助手: talks to POST /api/chat, and polls GET /api/chat/updates for replies from
-// staff while a person has the conversation. Plain JS, no dependencies (offline machines).
+// staff while a person has the conversation and for proactive care's messages (a signed-in
+// employee's care notices; a verified customer's web-inbox messages). Plain JS, no dependencies
+// (offline machines).
 //
 // Staff mode: 员工登录 signs in with POST /api/auth/login; the token is kept in sessionStorage (gone
 // when the tab closes) and sent as `Authorization: Bearer` on every chat call. The server decides
@@ -464,7 +466,7 @@
     pollTimer = setTimeout(poll, delay);
   }
 
-  // Each staff reply is delivered once by the server, so whatever arrives here is new.
+  // Each staff reply and care message is delivered once by the server, so whatever arrives here is new.
   async function poll() {
     pollTimer = null;
     if (polling) return;

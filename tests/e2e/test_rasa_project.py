@@ -24,6 +24,9 @@ def _rasa(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
 
 
 _UNUSED_UTTERANCE = re.compile(r"UserWarning: The utterance '(\w+)' is not used in any story or rule")
+_INTENT_WITHOUT_EXAMPLES = re.compile(r"UserWarning: The intent '(\w+)' is listed in the domain file, but")
+# Intents nobody types: the API triggers them (trigger_intent), so they have no NLU examples.
+_TRIGGERED_INTENTS = {"care_notice"}  # bot/domain/care.yml, api/care_inbox.py
 
 
 def _responses_uttered_by_actions() -> set[str]:
@@ -55,6 +58,7 @@ def test_rasa_data_validates_without_warnings(trained_model: Path) -> None:
             (match := _UNUSED_UTTERANCE.search(line))
             and (match.group(1) in used_by_code or match.group(1).startswith("utter_ask_"))
         )
+        and not ((match := _INTENT_WITHOUT_EXAMPLES.search(line)) and match.group(1) in _TRIGGERED_INTENTS)
     ]
     assert unexplained == []
 
