@@ -1,7 +1,8 @@
-"""Reminders for the signed-in employee: follow-ups due, birthdays in the next 7 days, lapsed customers.
+"""Reminders for the signed-in employee: follow-ups, birthdays in 7 days, lapsed customers, care notices.
 
 "今天要跟进谁", "这周谁过生日", "哪些客户很久没下单了": the message picks the section it asks
-about (all three when it names none). Each due follow-up comes with two buttons: 记录跟进 (starts
+about (all of them when it names none); care notices are what proactive care sent the employee in
+the last days, complaint deadlines among them. Each due follow-up comes with two buttons: 记录跟进 (starts
 logging a visit with that customer) and 标记完成 (the same intent with the task's id, which
 completes the task first). What is due, who has a birthday and who has lapsed is decided by
 `crm_store.reminders` and `crm_store.lapse` for the employee's scope.
@@ -19,7 +20,7 @@ from crm_store import clock
 from crm_store.errors import CrmError
 from crm_store.formatting import cn_date
 from crm_store.reminders import FollowUp, Reminders, complete_task, reminders
-from crm_store.staff_formatting import birthday_lines, lapsed_lines, task_customer
+from crm_store.staff_formatting import birthday_lines, lapsed_lines, notice_lines, task_customer
 from crm_store.staff_phrases import reminder_sections
 
 MAX_LISTED: Final = 8
@@ -58,6 +59,11 @@ def tell_reminders(dispatcher: CollectingDispatcher, found: Reminders, asked: se
         dispatcher.utter_message(
             response="utter_reminder_lapsed" if lines else "utter_no_lapsed", lines=lines
         )
+    if "notices" in asked:
+        lines = notice_lines(found.notices[:MAX_LISTED])
+        dispatcher.utter_message(
+            response="utter_reminder_notices" if lines else "utter_no_notices", lines=lines
+        )
     dispatcher.utter_message(json_message={"card": "reminders", "data": found.to_json()})
 
 
@@ -87,7 +93,7 @@ class ActionListReminders(Action):
         except (CrmError, ValueError):
             dispatcher.utter_message(response="utter_task_not_found")
             return []
-        if not (found.follow_ups or found.birthdays or found.lapsed):
+        if found.empty:
             dispatcher.utter_message(response="utter_no_reminders")
             return []
         tell_reminders(

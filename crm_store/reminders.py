@@ -13,13 +13,16 @@
   customers are listed with `opt_out` set: staff may still greet them in person, no message is sent.
 - **Lapsed customers** in the actor's scope by the one lapse rule (`crm_store.lapse`), the furthest
   past their rhythm first, at most `LAPSED_SHOWN` (the total is given).
+- **Care notices**: what proactive care sent to the actor's staff inbox in the last
+  `NOTICE_LOOKBACK_DAYS` days (complaint deadlines among them, which no other section lists), the
+  newest `NOTICES_SHOWN`, read or not: the chat shows each once as it arrives, this list again.
 
 `complete_task` marks an open task done: only its owner or an admin may, and it is audited.
 """
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
 from sqlalchemy import and_, extract, or_, select
@@ -31,6 +34,7 @@ from crm_store.audit import audit
 from crm_store.errors import Conflict, Forbidden, NotFound
 from crm_store.lapse import LapsedCustomer, lapsed_customers
 from crm_store.models import Customer, Interaction, Task
+from crm_store.outbox import InboxMessage, inbox
 from crm_store.vocab import TASK_STATUS_OPEN, TASK_STATUSES
 
 __all__ = [
@@ -50,6 +54,8 @@ FOLLOW_UP_LOOKBACK_DAYS: Final = 30
 """An interaction's next step older than this is no longer a reminder (the lapse list covers the rest)."""
 
 LAPSED_SHOWN: Final = 20
+NOTICES_SHOWN: Final = 8
+NOTICE_LOOKBACK_DAYS: Final = 3
 FOLLOW_UPS_SHOWN: Final = 50
 TASK_STATUS_DONE: Final = TASK_STATUSES[1]
 
@@ -98,6 +104,11 @@ class Reminders:
     birthdays: tuple[BirthdayReminder, ...]
     lapsed: tuple[LapsedCustomer, ...]
     lapsed_total: int
+    notices: tuple[InboxMessage, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.follow_ups or self.birthdays or self.lapsed or self.notices)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,6 +147,7 @@ class Reminders:
                 for c in self.lapsed
             ],
             "lapsed_total": self.lapsed_total,
+            "notices": [n.to_json() for n in self.notices],
         }
 
 
@@ -239,19 +251,22 @@ def _birthdays(session: Session, actor: Actor, today: date, days: int) -> list[B
 
 
 def reminders(session: Session, actor: Actor, *, today: date, days: int = BIRTHDAY_DAYS) -> Reminders:
-    """The actor's follow-ups due, birthdays within `days`, and lapsed customers (module docstring).
+    """The actor's follow-ups, birthdays within `days`, lapsed customers, care notices (module docstring).
 
     Raises:
         Forbidden: The actor is not staff ("staff_only").
     """
     require_staff(actor)
     lapsed = lapsed_customers(session, today=today, scope=customer_scope(actor))
+    since = datetime.combine(today - timedelta(days=NOTICE_LOOKBACK_DAYS), time(), tzinfo=clock.TZ)
+    notices = inbox(session, employee_id=actor.employee_id, sent_since=since, limit=NOTICES_SHOWN)
     return Reminders(
         today=today,
         follow_ups=tuple(_follow_ups(session, actor, today)),
         birthdays=tuple(_birthdays(session, actor, today, days)),
         lapsed=tuple(lapsed[:LAPSED_SHOWN]),
         lapsed_total=len(lapsed),
+        notices=tuple(sorted(notices, key=lambda n: (n.sent_at is not None, n.sent_at, n.id), reverse=True)),
     )
 
 

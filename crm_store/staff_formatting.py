@@ -12,9 +12,10 @@ from decimal import Decimal
 from typing import Any, Final
 
 from crm_store.customer360 import CustomerMatch, CustomerView
-from crm_store.formatting import NOT_SET, cn_date, or_not_set
+from crm_store.formatting import NOT_SET, cn_date, cn_time, or_not_set
 from crm_store.lapse import LapsedCustomer
 from crm_store.opportunities import OpportunityView
+from crm_store.outbox import InboxMessage
 from crm_store.reminders import BirthdayReminder
 from crm_store.vocab import INTERACTION_KINDS
 
@@ -130,6 +131,11 @@ def lapsed_lines(lapsed: Iterable[LapsedCustomer]) -> str:
     return "\n".join(
         f"• {c.name}：{c.days_since_last_order} 天没下单（上次 {c.last_order_date:%Y-%m-%d}）" for c in lapsed
     )
+
+
+def notice_lines(notices: Iterable[InboxMessage]) -> str:
+    """Care notices as given (newest first), each with when it came; the text is care's own sentence."""
+    return "\n".join(f"• {cn_time(n.sent_at)}：{n.text}" if n.sent_at else f"• {n.text}" for n in notices)
 
 
 def visit_fields(extraction: Mapping[str, Any], customer: str | None, *, today: date) -> dict[str, Any]:

@@ -170,10 +170,12 @@ _SECTION_WORDS: Final = (
     ("follow_ups", re.compile(r"跟进|待办|任务|联系|回访|日程|安排|打电话")),
     ("birthdays", re.compile(r"生日")),
     ("lapsed", re.compile(r"下单|没买|流失|沉睡|很久|好久")),
+    ("notices", re.compile(r"关怀|通知|投诉|超时|时限|SLA", re.IGNORECASE)),
 )
 
 
 def reminder_sections(text: str) -> set[str]:
-    """The sections a message asks about: "follow_ups", "birthdays", "lapsed" (all when it names none)."""
+    """The sections a message asks about: "follow_ups", "birthdays", "lapsed", "notices" (care's
+    staff-inbox messages); all when it names none."""
     asked = {name for name, words in _SECTION_WORDS if words.search(text)}
     return asked or {name for name, _ in _SECTION_WORDS}

@@ -1,6 +1,6 @@
 """Response bodies of `/api/reminders` and `/api/tasks/{id}/done`."""
 
-from datetime import date
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +34,17 @@ class LapsedOut(BaseModel):
     threshold_days: int
 
 
+class NoticeOut(BaseModel):
+    """A message proactive care sent to the employee's staff inbox (crm_store/outbox.py)."""
+
+    id: int
+    rule: str = Field(description="birthday, lapse, follow_up, sla or replenishment.")
+    text: str
+    customer_id: str | None
+    sent_at: datetime | None
+    read: bool = Field(description="Whether the chat has already shown it.")
+
+
 class RemindersOut(BaseModel):
     """What the signed-in employee should act on (crm_store/reminders.py documents the rules)."""
 
@@ -42,3 +53,4 @@ class RemindersOut(BaseModel):
     birthdays: list[BirthdayOut]
     lapsed: list[LapsedOut]
     lapsed_total: int
+    notices: list[NoticeOut] = Field(description="Care notices of the last 3 days, newest first.")

@@ -14,6 +14,7 @@ from staff_trackers import responses, run, said, staff_tracker
 from actions.staff_reminders import ActionListReminders
 from crm_store.models import Task
 from crm_store.staff_phrases import reminder_sections
+from tests.care.care_support import add_sent_notice
 
 
 def _ask(text: str, employee: str | None, domain: dict[str, Any], **entities: str) -> Any:
@@ -27,7 +28,8 @@ def _ask(text: str, employee: str | None, domain: dict[str, Any], **entities: st
         ("今天要跟进谁", {"follow_ups"}),
         ("这周谁过生日", {"birthdays"}),
         ("哪些客户很久没下单了", {"lapsed"}),
-        ("我的提醒", {"follow_ups", "birthdays", "lapsed"}),
+        ("看下关怀通知", {"notices"}),
+        ("我的提醒", {"follow_ups", "birthdays", "lapsed", "notices"}),
     ],
 )
 def test_the_question_picks_the_section(text: str, asked: set[str]) -> None:
@@ -70,6 +72,21 @@ def test_lapsed_customers_are_listed(action_store: sessionmaker[Session], domain
 
     assert responses(dispatcher) == ["utter_reminder_lapsed"]
     assert "王芳" in dispatcher.messages[0]["lines"]
+
+
+def test_care_notices_are_listed_with_their_day(
+    action_store: sessionmaker[Session], domain: dict[str, Any]
+) -> None:
+    with action_store() as session:
+        add_sent_notice(session, "E03", "投诉 T0005 已超过处理时限，请尽快跟进。", date(2026, 11, 22))
+        session.commit()
+
+    mine = _ask("看下关怀通知", "E03", domain)
+    theirs = _ask("看下关怀通知", "E02", domain)
+
+    assert responses(mine) == ["utter_reminder_notices"]
+    assert mine.messages[0]["lines"] == "• 11月22日 09:30：投诉 T0005 已超过处理时限，请尽快跟进。"
+    assert responses(theirs) == ["utter_no_notices"]
 
 
 def _add_task(factory: sessionmaker[Session], owner: str) -> int:

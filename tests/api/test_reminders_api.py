@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.models import AuditLog, Task
+from tests.care.care_support import add_sent_notice
 
 
 def _task(demo: sessionmaker[Session], owner: str, due: date) -> int:
@@ -30,14 +31,19 @@ def test_reminders_of_the_signed_in_employee(
     client: TestClient, as_: Headers, demo: sessionmaker[Session]
 ) -> None:
     task_id = _task(demo, "E02", date(2026, 11, 22))
+    with demo() as session:
+        add_sent_notice(session, "E02", "工单T0001已用去80%的处理时限", date(2026, 11, 23))
+        session.commit()
     body = client.get("/api/reminders", headers=as_("E02")).json()
     assert body["today"] == "2026-11-23"
+    assert [n["text"] for n in body["notices"]] == ["工单T0001已用去80%的处理时限"]
     assert task_id in [f["task_id"] for f in body["follow_ups"]]
     assert {"C0001", "C0002"} <= {b["customer_id"] for b in body["birthdays"]}
     assert body["lapsed"] and body["lapsed_total"] >= len(body["lapsed"])
     # Another region's salesperson sees neither the task nor these birthdays.
     other = client.get("/api/reminders", headers=as_("E03")).json()
     assert task_id not in [f["task_id"] for f in other["follow_ups"]]
+    assert other["notices"] == []
     assert not {"C0001", "C0002"} & {b["customer_id"] for b in other["birthdays"]}
     # days=1: only birthdays today or tomorrow.
     near = client.get("/api/reminders", params={"days": 1}, headers=as_("E02")).json()

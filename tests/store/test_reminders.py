@@ -1,4 +1,4 @@
-"""Reminders: follow-ups due, birthdays within seven days, lapsed customers; completing a task."""
+"""Reminders: follow-ups due, birthdays in seven days, lapsed customers, care notices; completing a task."""
 
 from datetime import date, timedelta
 
@@ -10,6 +10,7 @@ from crm_store.access import CUSTOMER, actor_for
 from crm_store.errors import Conflict, Forbidden, NotFound
 from crm_store.models import AuditLog, Customer, Interaction, Task
 from crm_store.reminders import complete_task, next_birthday, reminders
+from tests.care.care_support import add_sent_notice
 
 TODAY = date(2026, 11, 23)
 
@@ -158,6 +159,21 @@ def test_lapsed_customers_in_scope(demo_store: sessionmaker[Session]) -> None:
         assert owners == {"E03"}
         data = e03.to_json()
         assert {"follow_ups", "birthdays", "lapsed", "lapsed_total"} <= set(data)
+
+
+def test_care_notices_of_the_last_three_days_newest_first(demo_store: sessionmaker[Session]) -> None:
+    with demo_store() as session:
+        add_sent_notice(session, "E02", "投诉 T1 快到处理时限了", TODAY)
+        add_sent_notice(session, "E02", "投诉 T2 快到处理时限了", TODAY - timedelta(days=2))
+        add_sent_notice(session, "E02", "投诉 T3 快到处理时限了", TODAY - timedelta(days=4))
+        add_sent_notice(session, "E03", "别人的提醒", TODAY)
+        add_sent_notice(session, "E02", "不是收件箱的消息", TODAY, channel="email")
+
+        found = reminders(session, actor_for(session, "E02"), today=TODAY)
+
+        assert [n.text for n in found.notices] == ["投诉 T1 快到处理时限了", "投诉 T2 快到处理时限了"]
+        assert [n["text"] for n in found.to_json()["notices"]][0] == "投诉 T1 快到处理时限了"
+        assert not found.empty
 
 
 def test_customers_get_no_reminders(demo_store: sessionmaker[Session]) -> None:
