@@ -23,6 +23,7 @@ from actions.support import (
     STAFF_CONFIRMED,
     STAFF_REFUSED,
     StoreUnavailable,
+    confirmed_draft,
     customer_choices,
     customer_query,
     json_slot,
@@ -157,11 +158,14 @@ class ActionFinishCustomerChange(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        decision, draft = tracker.get_slot(DECISION), json_slot(tracker, DRAFT)
-        reset: list[EventType] = [SlotSet(DRAFT, None), SlotSet(DECISION, None)]
-        if decision == STAFF_CANCELLED:
-            dispatcher.utter_message(response="utter_customer_change_cancelled")
-        if decision != STAFF_CONFIRMED:
+        draft, reset = confirmed_draft(
+            dispatcher,
+            tracker,
+            draft_slot=DRAFT,
+            decision_slot=DECISION,
+            cancelled="utter_customer_change_cancelled",
+        )
+        if draft is None:
             return reset
         try:
             with store_or_apology(dispatcher, "updating a customer") as session:

@@ -23,6 +23,7 @@ from actions.support import (
     STAFF_CONFIRMED,
     STAFF_REFUSED,
     StoreUnavailable,
+    confirmed_draft,
     customer_choices,
     json_slot,
     latest_entity,
@@ -161,12 +162,11 @@ class ActionFinishVisit(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        decision, draft = tracker.get_slot(DECISION), json_slot(tracker, DRAFT)
-        extraction = _extraction(draft)
-        reset: list[EventType] = [SlotSet(DRAFT, None), SlotSet(DECISION, None)]
-        if decision == STAFF_CANCELLED:
-            dispatcher.utter_message(response="utter_visit_cancelled")
-        if decision != STAFF_CONFIRMED or extraction is None or extraction.customer_id is None:
+        draft, reset = confirmed_draft(
+            dispatcher, tracker, draft_slot=DRAFT, decision_slot=DECISION, cancelled="utter_visit_cancelled"
+        )
+        extraction = _extraction(draft) if draft is not None else None
+        if draft is None or extraction is None or extraction.customer_id is None:
             return reset
         try:
             with store_or_apology(dispatcher, "saving a visit") as session:

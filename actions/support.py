@@ -341,6 +341,21 @@ def json_slot(tracker: Tracker, slot: str) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
+def confirmed_draft(
+    dispatcher: CollectingDispatcher, tracker: Tracker, *, draft_slot: str, decision_slot: str, cancelled: str
+) -> tuple[dict[str, Any] | None, list[EventType]]:
+    """The draft staff confirmed (None otherwise), and the events that clear it whatever happens next.
+
+    A finish-draft action's first step: on 取消 the `cancelled` response is said here; any other
+    decision (a refusal, none) ends the draft silently.
+    """
+    decision = tracker.get_slot(decision_slot)
+    reset: list[EventType] = [SlotSet(draft_slot, None), SlotSet(decision_slot, None)]
+    if decision == STAFF_CANCELLED:
+        dispatcher.utter_message(response=cancelled)
+    return (json_slot(tracker, draft_slot) if decision == STAFF_CONFIRMED else None), reset
+
+
 def customer_query(tracker: Tracker) -> str:
     """How the latest message names a customer: a picked id, the names NLU found, a phone, or the text."""
     picked = latest_entity(tracker, "customer_id")
