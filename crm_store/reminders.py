@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, extract, or_, select
+from sqlalchemy import Exists, and_, extract, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from crm_store import clock
@@ -45,6 +45,7 @@ __all__ = [
     "complete_task",
     "next_birthday",
     "reminders",
+    "superseded_interaction",
 ]
 
 BIRTHDAY_DAYS: Final = 7
@@ -151,6 +152,26 @@ class Reminders:
         }
 
 
+def superseded_interaction() -> Exists:
+    """A condition on `Interaction`: a later contact with the same customer exists (it took the next
+    step up), so this interaction's next date is no longer a reminder."""
+    later = aliased(Interaction)
+    return (
+        select(later.interaction_id)
+        .where(
+            later.customer_id == Interaction.customer_id,
+            or_(
+                later.occurred_at > Interaction.occurred_at,
+                and_(
+                    later.occurred_at == Interaction.occurred_at,
+                    later.interaction_id > Interaction.interaction_id,
+                ),
+            ),
+        )
+        .exists()
+    )
+
+
 def _follow_ups(session: Session, actor: Actor, today: date) -> list[FollowUp]:
     tasks = session.execute(
         select(Task, Customer.name)
@@ -173,21 +194,7 @@ def _follow_ups(session: Session, actor: Actor, today: date) -> list[FollowUp]:
         for task, name in tasks
     ]
     covered = {(f.customer_id, f.due_date) for f in found}
-    later = aliased(Interaction)
-    superseded = (
-        select(later.interaction_id)
-        .where(
-            later.customer_id == Interaction.customer_id,
-            or_(
-                later.occurred_at > Interaction.occurred_at,
-                and_(
-                    later.occurred_at == Interaction.occurred_at,
-                    later.interaction_id > Interaction.interaction_id,
-                ),
-            ),
-        )
-        .exists()
-    )
+    superseded = superseded_interaction()
     steps = session.execute(
         select(Interaction, Customer.name)
         .join(Customer, Customer.customer_id == Interaction.customer_id)

@@ -3,10 +3,9 @@
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -16,7 +15,6 @@ import yaml
 from api_stubs import STAFF_PASSWORD_HASH, STAFF_TOKEN, StaffHeaders, StubServices
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import issue_token
@@ -25,8 +23,7 @@ from api.deps import get_http_client
 from crm_store import clock
 from crm_store.accounts import stamp_of
 from crm_store.db import create_engine_for, make_session_factory
-from crm_store.importer import import_csv_dir
-from crm_store.models import AuditLog, CareChannel, Employee, Outbox
+from crm_store.models import AuditLog, CareChannel, Outbox
 from crm_store.privacy import conversation_key
 from crm_store.settings import PROJECT_ROOT, ApiSettings
 from crm_store.vocab import CARE_RULES
@@ -160,23 +157,6 @@ def rasa(app: FastAPI, stubs: StubServices) -> FakeRasa:
 
     app.dependency_overrides[get_http_client] = client
     return fake
-
-
-@pytest.fixture
-def demo(
-    database_url: str, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[sessionmaker[Session]]:
-    """The demo company (E02 owns 张伟 C0001), each employee with the test password, on the demo day."""
-    monkeypatch.setenv("CRM_TODAY", "2026-11-23")
-    engine = create_engine_for(database_url)
-    sessions = make_session_factory(engine)
-    assert import_csv_dir(sessions, demo_dir).ok
-    with sessions.begin() as session:
-        session.execute(update(Employee).values(password_hash=STAFF_PASSWORD_HASH))
-    try:
-        yield sessions
-    finally:
-        engine.dispose()
 
 
 def _as(settings: ApiSettings, employee_id: str) -> dict[str, str]:
