@@ -6,13 +6,11 @@ Trains on the demo company if the model is not cached, runs `rasa test nlu`, pri
 entity figures, and writes bench/results/nlu_heldout.md.
 """
 
-import tempfile
 
 from bench.rasa_reports import fmt, load_report, per_label, run_rasa, score_cell, weakest
 from bench.results_table import report
-from crm_store.db import create_engine_for
 from crmbot import paths
-from crmbot.preparation import prepare_model, prepare_store
+from crmbot.preparation import prepare_demo_model
 
 HELD_OUT = paths.PROJECT_ROOT / "tests" / "bot" / "nlu_heldout.yml"
 REGEX_ENTITIES = ("order_id", "ticket_id", "phone")
@@ -28,12 +26,7 @@ STAFF_INTENTS = (
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        engine = create_engine_for(f"sqlite:///{scratch}/demo.db")
-        prepare_store(engine, load_demo=True)
-        model = prepare_model(engine)
-        engine.dispose()
-
+    model = prepare_demo_model()
     out = paths.VAR_DIR / "bench" / "nlu_heldout"
     run_rasa("test", "nlu", "--nlu", str(HELD_OUT), "--model", str(model), "--out", str(out))
     intents = load_report(out / "intent_report.json")

@@ -17,7 +17,13 @@ from crmbot.care_cli import add_care_commands
 from crmbot.care_process_cli import add_care_process_commands
 from crmbot.customer_cli import add_customer_commands
 from crmbot.faq_cli import add_faq_commands
-from crmbot.preparation import give_demo_passwords, prepare_for_start, prepare_model, prepare_store
+from crmbot.preparation import (
+    give_demo_passwords,
+    prepare_demo_model,
+    prepare_for_start,
+    prepare_model,
+    prepare_store,
+)
 from crmbot.stack import Stack, run_stack
 from crmbot.steps import StepFailed, StepRunner, report_failure
 from crmbot.tuning_job import BackgroundTuning, build_base, tune, tuned_is_ready, tuned_is_ready_elsewhere
@@ -84,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="从 CRM 数据生成词表，训练有变化时才重新训练")
     train.add_argument("--force", action="store_true", help="即使没有变化也重新训练")
+    train.add_argument(
+        "--demo",
+        action="store_true",
+        help="按演示公司的数据训练（临时库，不动当前数据库）",
+    )
     train.set_defaults(handler=_train)
 
     add_faq_commands(commands)
@@ -154,9 +165,12 @@ def _print_import_report(report: ImportReport) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    engine = _migrated_engine()
-    model = prepare_model(engine, force=args.force)
-    engine.dispose()
+    if args.demo:
+        model = prepare_demo_model(force=args.force)
+    else:
+        engine = _migrated_engine()
+        model = prepare_model(engine, force=args.force)
+        engine.dispose()
     logger.info("模型：%s", model)
     return 0
 

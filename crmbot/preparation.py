@@ -4,13 +4,14 @@ Shared by the CLI, the tests and the benchmarks, so that all three prepare them 
 """
 
 import logging
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from crm_store.accounts import DEMO_PASSWORD, set_demo_passwords
-from crm_store.db import is_empty, make_session_factory, migrate
+from crm_store.db import create_engine_for, is_empty, make_session_factory, migrate
 from crm_store.importer import ImportReport, import_csv_dir
 from crm_store.lookups import entity_names
 from crmbot import paths
@@ -56,6 +57,18 @@ def prepare_model(engine: Engine, *, force: bool = False, runner: StepRunner | N
     """Generate the name lists from the store, then train unless a model for these inputs exists."""
     write_names(engine)
     return ensure_trained(force=force, runner=runner)
+
+
+def prepare_demo_model(*, force: bool = False, runner: StepRunner | None = None) -> Path:
+    """The Rasa model of the demo company, from a scratch store: what the end-to-end tests chat with,
+    and what a first `make up` on the demo company reuses (same names, same fingerprint)."""
+    with tempfile.TemporaryDirectory(prefix="crm-demo-") as scratch:
+        engine = create_engine_for(f"sqlite:///{scratch}/crm.db")
+        try:
+            prepare_store(engine, load_demo=True)
+            return prepare_model(engine, force=force, runner=runner)
+        finally:
+            engine.dispose()
 
 
 def prepare_for_start(engine: Engine, runner: StepRunner) -> Path:

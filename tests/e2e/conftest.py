@@ -16,23 +16,18 @@ import httpx
 import pytest
 from e2e_stack import RunningStack
 
-from crm_store.db import create_engine_for
 from crm_store.settings import child_environment
-from crmbot.preparation import prepare_model, prepare_store
+from crmbot.preparation import prepare_demo_model
 
 STARTUP_TIMEOUT_S = 300
 REFERENCE_DAY = "2026-11-23"
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The model for the demo company, trained only if var/models has none for these inputs."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('model-store') / 'crm.db'}"
-    engine = create_engine_for(url)
-    prepare_store(engine, load_demo=True)
-    model = prepare_model(engine)
-    engine.dispose()
-    return model
+def trained_model() -> Path:
+    """The model for the demo company, trained only if var/models has none for these inputs
+    (`make test` trains it during set-up, beside the encoder's tuning)."""
+    return prepare_demo_model()
 
 
 def _free_port() -> int:
