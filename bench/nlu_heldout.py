@@ -6,7 +6,6 @@ Trains on the demo company if the model is not cached, runs `rasa test nlu`, pri
 entity figures, and writes bench/results/nlu_heldout.md.
 """
 
-
 from bench.rasa_reports import fmt, load_report, per_label, run_rasa, score_cell, weakest
 from bench.results_table import report
 from crmbot import paths

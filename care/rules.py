@@ -35,7 +35,7 @@ the last one; the last purchase runs out `last quantity × pace` days after it. 
 from `care_replenishment_lead_days` before that day until the day itself (once).
 
 Every query is set-based: the rules read only the customers, tickets or pairs that are due (the
-lapse rule streams only customers already 60 days without an order), never every customer.
+lapse rule computes the lapsed set in one statement on PostgreSQL), never every customer.
 """
 
 import calendar
@@ -43,7 +43,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import ColumnElement, Float, and_, cast, extract, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -53,10 +53,10 @@ from crm_store import clock
 from crm_store.access import ALL_REGIONS
 from crm_store.complaints import SLA_HOURS
 from crm_store.formatting import cn_date, cn_time
-from crm_store.lapse import counted_order_condition, lapsed_customers
+from crm_store.lapse import counted_order_condition, lapsed_customers, lapsed_statement, population_median_gap
 from crm_store.models import Customer, Employee, Interaction, Order, OrderItem, Outbox, Product, Task, Ticket
 from crm_store.outbox import CUSTOMER_INBOX_CHANNEL, dedupe_key
-from crm_store.reminders import next_birthday
+from crm_store.reminders import next_birthday, superseded_interaction
 from crm_store.settings import CareSettings
 from crm_store.staff_formatting import money
 from crm_store.vocab import (
@@ -314,79 +314,173 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[start : start + _CHUNK]
 
 
+class _Lapse(NamedTuple):
+    """One lapsed customer with all a lapse nudge and win-back need, whichever engine computed it.
+
+    A named tuple rather than a frozen dataclass: hundreds of thousands are built per run.
+    """
+
+    customer: _CustomerRow
+    last_order_date: date
+    days_since: int
+    threshold: int
+    order_count: int
+    spend: Decimal
+    open_tickets: int
+    recent_winback: bool
+
+
+def _open_tickets() -> Any:
+    """Open tickets per customer (a subquery)."""
+    return (
+        select(Ticket.customer_id.label("customer_id"), func.count().label("open_tickets"))
+        .where(Ticket.status.in_(sorted(TICKET_OPEN_STATUSES)))
+        .group_by(Ticket.customer_id)
+        .subquery("open_tickets")
+    )
+
+
+def _recent_winbacks(since: datetime) -> Any:
+    """Customers sent a lapse win-back after `since` (a subquery; skipped ones do not count)."""
+    return (
+        select(Outbox.customer_id.label("customer_id"))
+        .where(
+            Outbox.customer_id.is_not(None),
+            Outbox.kind == CARE_RULE_LAPSE,
+            Outbox.employee_id.is_(None),
+            Outbox.status != OUTBOX_STATUS_SKIPPED,
+            Outbox.created_at > since,
+        )
+        .distinct()
+        .subquery("recent_winbacks")
+    )
+
+
+def _lapses_in_one_statement(session: Session, today: date, since: datetime) -> list[_Lapse]:
+    """PostgreSQL: the lapse statement with the customer row, open tickets and recent win-backs joined.
+
+    One round trip for the hundreds of thousands of lapsed customers of a 1M-customer store
+    (bench/care_scale.py): the lapsed set already joins the customers, and the ticket counts and
+    recent win-backs are small hash joins.
+    """
+    population = population_median_gap(session, today=today)
+    tickets = _open_tickets()
+    recent = _recent_winbacks(since)
+    statement = (
+        lapsed_statement(today=today, scope=None, population=population)
+        .add_columns(*_CUSTOMER_COLUMNS, tickets.c.open_tickets, recent.c.customer_id)
+        .outerjoin(tickets, tickets.c.customer_id == Customer.customer_id)
+        .outerjoin(recent, recent.c.customer_id == Customer.customer_id)
+    )
+    # Row: the 7 columns of `lapsed_statement`, the customer's, open tickets, a recent win-back's id.
+    end = 7 + len(_CUSTOMER_COLUMNS)
+    return [
+        _Lapse(
+            customer=_CustomerRow(*row[7:end]),
+            last_order_date=row[2],
+            days_since=int(row[3]),
+            threshold=int(row[4]),
+            order_count=int(row[5]),
+            spend=Decimal(row[6] or 0),
+            open_tickets=int(row[end] or 0),
+            recent_winback=row[end + 1] is not None,
+        )
+        for row in session.execute(statement)
+    ]
+
+
+def _lapses_in_chunks(session: Session, today: date, since: datetime) -> list[_Lapse]:
+    """SQLite (small stores): `lapsed_customers`, then the customers, tickets and win-backs by chunks."""
+    lapsed = lapsed_customers(session, today=today)
+    ids = [c.customer_id for c in lapsed]
+    tickets = _open_tickets()
+    recent = _recent_winbacks(since)
+    customers: dict[str, _CustomerRow] = {}
+    open_tickets: dict[str, int] = {}
+    winbacks: set[str] = set()
+    for chunk in _chunks(ids):
+        for row in session.execute(
+            select(*_CUSTOMER_COLUMNS, tickets.c.open_tickets, recent.c.customer_id)
+            .outerjoin(tickets, tickets.c.customer_id == Customer.customer_id)
+            .outerjoin(recent, recent.c.customer_id == Customer.customer_id)
+            .where(Customer.customer_id.in_(chunk))
+        ):
+            customers[row[0]] = _customer(row)
+            open_tickets[row[0]] = int(row[-2] or 0)
+            if row[-1] is not None:
+                winbacks.add(row[0])
+    return [
+        _Lapse(
+            customer=customers[c.customer_id],
+            last_order_date=c.last_order_date,
+            days_since=c.days_since_last_order,
+            threshold=c.threshold_days,
+            order_count=c.order_count,
+            spend=c.spend,
+            open_tickets=open_tickets[c.customer_id],
+            recent_winback=c.customer_id in winbacks,
+        )
+        for c in lapsed
+    ]
+
+
 def lapse_events(session: Session, now: datetime, settings: CareSettings) -> list[DueEvent]:
     """A nudge to the owner of each lapsed customer (`crm_store.lapse`), and a win-back to the customer.
 
     Both are decided once per lapse (the occasion is the last counted order's day); the win-back is
-    left out when the customer had one in the last `care_winback_days`.
+    left out when the customer had one in the last `care_winback_days`. On PostgreSQL everything
+    comes from one statement (`_lapses_in_one_statement`: 234,528 lapsed customers at 1M customers);
+    on SQLite from `lapsed_customers` and a few chunked queries. No query runs per customer.
     """
     today = _today(now)
-    lapsed = lapsed_customers(session, today=today)
-    if not lapsed:
-        return []
-    directory = StaffDirectory.load(session)
-    ids = [c.customer_id for c in lapsed]
-    customers: dict[str, _CustomerRow] = {}
-    spend: dict[str, tuple[Decimal, int]] = {}
-    tickets: dict[str, int] = {}
-    recent: set[str] = set()
     since = now - timedelta(days=settings.care_winback_days)
-    for chunk in _chunks(ids):
-        for row in session.execute(select(*_CUSTOMER_COLUMNS).where(Customer.customer_id.in_(chunk))):
-            customers[row[0]] = _customer(row)
-        for customer_id, total, count in session.execute(
-            select(Order.customer_id, func.sum(Order.amount), func.count())
-            .where(Order.customer_id.in_(chunk), counted_order_condition(today))
-            .group_by(Order.customer_id)
-        ):
-            spend[customer_id] = (Decimal(total or 0), int(count))
-        for ticket_customer, count in session.execute(
-            select(Ticket.customer_id, func.count())
-            .where(Ticket.customer_id.in_(chunk), Ticket.status.in_(sorted(TICKET_OPEN_STATUSES)))
-            .group_by(Ticket.customer_id)
-        ):
-            if ticket_customer is not None:
-                tickets[ticket_customer] = int(count)
-        recent.update(
-            session.scalars(
-                select(Outbox.customer_id).where(
-                    Outbox.customer_id.in_(chunk),
-                    Outbox.kind == CARE_RULE_LAPSE,
-                    Outbox.employee_id.is_(None),
-                    Outbox.status != OUTBOX_STATUS_SKIPPED,
-                    Outbox.created_at > since,
-                )
-            )
-        )
+    if session.get_bind().dialect.name == "postgresql":
+        lapses = _lapses_in_one_statement(session, today, since)
+    else:
+        lapses = _lapses_in_chunks(session, today, since)
+    if not lapses:
+        return []
+    # The order of `lapsed_customers`: furthest past their rhythm first.
+    lapses.sort(key=lambda lapse: (lapse.threshold - lapse.days_since, lapse.customer.customer_id))
+    directory = StaffDirectory.load(session)
+    # Hundreds of thousands of events share a few hundred days and staff: format each once.
+    days: dict[date, str] = {}
+    people: dict[tuple[str | None, str | None], _Person | None] = {}
     events: list[DueEvent] = []
-    for lapse in lapsed:
-        customer = customers[lapse.customer_id]
+    for lapse in lapses:
+        customer = lapse.customer
         occasion = lapse.last_order_date.isoformat()
-        total, count = spend.get(lapse.customer_id, (Decimal(0), 0))
-        open_tickets = tickets.get(lapse.customer_id, 0)
+        last_order = days.get(lapse.last_order_date)
+        if last_order is None:
+            last_order = days[lapse.last_order_date] = cn_date(lapse.last_order_date, today=today)
+        key = (customer.owner_id, customer.region)
+        if key not in people:
+            people[key] = directory.stand_in(customer.owner_id, customer.region)
         staff = _staff_event(
             CARE_RULE_LAPSE,
-            lapse.customer_id,
+            customer.customer_id,
             occasion,
-            directory.stand_in(customer.owner_id, customer.region),
-            lapse.customer_id,
+            people[key],
+            customer.customer_id,
             "lapse.staff",
             {
                 "customer_name": customer.name,
-                "customer_id": lapse.customer_id,
-                "days_since": lapse.days_since_last_order,
-                "threshold": lapse.threshold_days,
-                "last_order": cn_date(lapse.last_order_date, today=today),
-                "spend": money(total),
-                "order_count": count,
-                "open_tickets": f"{open_tickets}个" if open_tickets else "无",
+                "customer_id": customer.customer_id,
+                "days_since": lapse.days_since,
+                "threshold": lapse.threshold,
+                "last_order": last_order,
+                "spend": money(lapse.spend),
+                "order_count": lapse.order_count,
+                "open_tickets": f"{lapse.open_tickets}个" if lapse.open_tickets else "无",
             },
         )
         if staff is not None:
             events.append(staff)
-        if lapse.customer_id not in recent:
+        if not lapse.recent_winback:
             events.append(
-                _customer_event(CARE_RULE_LAPSE, lapse.customer_id, occasion, customer, "lapse.customer", {})
+                _customer_event(
+                    CARE_RULE_LAPSE, customer.customer_id, occasion, customer, "lapse.customer", {}
+                )
             )
     return events
 
@@ -429,21 +523,7 @@ def follow_up_events(session: Session, now: datetime, settings: CareSettings) ->
         if event is not None:
             events.append(event)
 
-    later = aliased(Interaction)
-    superseded = (
-        select(later.interaction_id)
-        .where(
-            later.customer_id == Interaction.customer_id,
-            or_(
-                later.occurred_at > Interaction.occurred_at,
-                and_(
-                    later.occurred_at == Interaction.occurred_at,
-                    later.interaction_id > Interaction.interaction_id,
-                ),
-            ),
-        )
-        .exists()
-    )
+    superseded = superseded_interaction()
     steps = session.execute(
         select(
             Interaction.interaction_id,
@@ -618,7 +698,10 @@ def replenishment_events(session: Session, now: datetime, settings: CareSettings
 
     Computed in SQL per (customer, product) of the consumable categories, over counted orders of
     the last two years: the pace, the run-out day and whether today falls in the reminder window.
-    Only the due pairs reach Python.
+    Only the due pairs reach Python. The purchase lines (a join of millions of orders and items at
+    1M customers) are read once: window aggregates over each pair give its first and last day,
+    units and days, where a join of the lines with themselves read them twice (35–39 s,
+    bench/care_scale.py).
     """
     categories = list(settings.care_consumable_categories)
     if not categories:
@@ -640,24 +723,23 @@ def replenishment_events(session: Session, now: datetime, settings: CareSettings
         .group_by(Order.customer_id, OrderItem.product_id, Order.order_date)
         .subquery()
     )
-    pairs = (
-        select(
-            lines.c.customer_id,
-            lines.c.product_id,
-            func.min(lines.c.day).label("first_day"),
-            func.max(lines.c.day).label("last_day"),
-            func.sum(lines.c.quantity).label("total"),
-            func.count().label("days"),
-        )
-        .group_by(lines.c.customer_id, lines.c.product_id)
-        .having(func.count() >= 2)
-        .subquery()
-    )
-    last = aliased(lines)
+    # Each pair's figures over all its days, on every day's row (one window pass, no second read of
+    # the lines); the row of the last day carries the last quantity.
+    pair = (lines.c.customer_id, lines.c.product_id)
+    pairs = select(
+        lines.c.customer_id,
+        lines.c.product_id,
+        lines.c.day,
+        lines.c.quantity,
+        func.min(lines.c.day).over(partition_by=pair).label("first_day"),
+        func.max(lines.c.day).over(partition_by=pair).label("last_day"),
+        func.sum(lines.c.quantity).over(partition_by=pair).label("total"),
+        func.count().over(partition_by=pair).label("days"),
+    ).subquery()
     first_number = _day_number(pairs.c.first_day, dialect)
     last_number = _day_number(pairs.c.last_day, dialect)
-    before_last = cast(pairs.c.total - last.c.quantity, Float)
-    runout = last_number + cast(last.c.quantity, Float) * (last_number - first_number) / before_last
+    before_last = cast(pairs.c.total - pairs.c.quantity, Float)
+    runout = last_number + cast(pairs.c.quantity, Float) * (last_number - first_number) / before_last
     today_number = float((today - date(1970, 1, 1)).days)
     rows = session.execute(
         select(
@@ -665,21 +747,19 @@ def replenishment_events(session: Session, now: datetime, settings: CareSettings
             Product.product_id,
             Product.name,
             pairs.c.last_day,
-            last.c.quantity,
+            pairs.c.quantity,
             runout.label("runout"),
         )
         .select_from(pairs)
-        .join(
-            last,
-            and_(
-                last.c.customer_id == pairs.c.customer_id,
-                last.c.product_id == pairs.c.product_id,
-                last.c.day == pairs.c.last_day,
-            ),
-        )
         .join(Customer, Customer.customer_id == pairs.c.customer_id)
         .join(Product, Product.product_id == pairs.c.product_id)
-        .where(pairs.c.total > last.c.quantity, runout >= today_number, runout - lead <= today_number)
+        .where(
+            pairs.c.day == pairs.c.last_day,
+            pairs.c.days >= 2,
+            pairs.c.total > pairs.c.quantity,
+            runout >= today_number,
+            runout - lead <= today_number,
+        )
         .order_by(pairs.c.customer_id, pairs.c.product_id)
     ).all()
     events: list[DueEvent] = []

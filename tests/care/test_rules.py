@@ -1,6 +1,7 @@
 """Each care rule on crafted data, on SQLite and PostgreSQL: who hears what, when, and once."""
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,7 @@ from care.texts import render, templates
 from crm_store.lapse import clear_population_gap_cache, lapsed_customers
 from crm_store.models import Customer, Interaction, Outbox, Task, Ticket
 from crm_store.settings import CareSettings
+from crm_store.staff_formatting import money
 from tests.care.care_support import (
     add_customer,
     add_employee,
@@ -158,6 +160,10 @@ def test_lapse_nudges_the_owner_with_context_and_wins_back_once_in_90_days(
     assert by_customer["C3"].employee_id == "E08"  # no 华北 manager, no 全国 manager: the admin
     nudge = render(by_customer["C1"].template, **by_customer["C1"].fields)
     assert "2026年3月1日" in nudge and "共3笔" in nudge and "1个" in nudge
+    # Count and spend come with the lapse query (no query per customer): the cancelled order is out.
+    assert by_customer["C1"].fields["order_count"] == 3
+    assert by_customer["C1"].fields["spend"] == money(Decimal(300))
+    assert by_customer["C3"].fields["order_count"] == 1
     assert by_customer["C1"].dedupe_key == "lapse:C1:2026-03-01:staff:staff_inbox"
     winbacks = {e.customer_id: e for e in _by_audience(events)["customer"]}
     assert winbacks["C1"].channel == "sms"
