@@ -25,8 +25,8 @@ REFERENCE_DAY = "2026-11-23"
 
 @pytest.fixture(scope="session")
 def trained_model() -> Path:
-    """The model for the demo company, trained only if var/models has none for these inputs
-    (`make test` trains it during set-up, beside the encoder's tuning)."""
+    """The model for the demo company (`crmbot train --demo`), trained only if var/models has none
+    for these inputs."""
     return prepare_demo_model()
 
 
@@ -63,6 +63,8 @@ def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
             "CRM_API_HOST": "127.0.0.1",
             "RASA_TELEMETRY_ENABLED": "false",
             "KNOWLEDGE_DIR": str(workdir / "knowledge"),
+            # E-mails, SMS and WeChat messages of proactive care go to spool files: keep them here.
+            "CRM_CARE_SPOOL_DIR": str(workdir / "spool"),
         }
     )
     env.pop("CRM_TRACKER_URL", None)

@@ -1,9 +1,13 @@
-"""A handle on the running stack that the e2e tests chat with."""
+"""A handle on the running stack that the e2e tests chat with, as a customer or a signed-in employee."""
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+DEMO_PASSWORD = "demo1234"
+"""Every demo employee's password when `crmbot up` loads the demo company."""
 
 
 @dataclass(frozen=True)
@@ -15,13 +19,38 @@ class RunningStack:
     api_port: int
     log_file: Path
 
-    def chat(self, sender: str, message: str) -> list[dict[str, object]]:
+    def sign_in(self, employee: str) -> str:
+        """An employee's bearer token, from the real sign-in with the demo password."""
         response = httpx.post(
-            f"{self.api_url}/api/chat", json={"sender": sender, "message": message}, timeout=60
+            f"{self.api_url}/api/auth/login",
+            json={"username": employee, "password": DEMO_PASSWORD},
+            timeout=30,
         )
         assert response.status_code == 200, response.text
-        messages: list[dict[str, object]] = response.json()
+        return str(response.json()["access_token"])
+
+    def chat(self, sender: str, message: str, *, token: str | None = None) -> list[dict[str, Any]]:
+        """One turn through `POST /api/chat`: as a customer, or as the employee of `token`."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = httpx.post(
+            f"{self.api_url}/api/chat",
+            json={"sender": sender, "message": message},
+            headers=headers,
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        messages: list[dict[str, Any]] = response.json()
         return messages
 
-    def chat_text(self, sender: str, message: str) -> str:
-        return "\n".join(str(m.get("text", "")) for m in self.chat(sender, message))
+    def chat_text(self, sender: str, message: str, *, token: str | None = None) -> str:
+        return "\n".join(str(m.get("text", "")) for m in self.chat(sender, message, token=token))
+
+    def updates(self, sender: str, *, token: str | None = None) -> list[dict[str, Any]]:
+        """What the page's poll (`GET /api/chat/updates`) shows now: staff replies, care messages."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = httpx.get(
+            f"{self.api_url}/api/chat/updates", params={"sender": sender}, headers=headers, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        messages: list[dict[str, Any]] = response.json()
+        return messages

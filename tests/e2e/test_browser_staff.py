@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_stack import RunningStack
+from e2e_stack import DEMO_PASSWORD, RunningStack
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
 # The bot's first answer of a session can take a few seconds on a busy two-core machine.
 WAIT_MS = 60_000
-DEMO_PASSWORD = "demo1234"
+
 WANG_FANG_PHONE = "17205673406"
 PHONE = {"width": 390, "height": 844}  # staff read customer pages on their phones
 

@@ -6,7 +6,6 @@ The stack runs on the demo company with CRM_TODAY=2026-11-23 (a Monday), so "下
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from e2e_stack import RunningStack
 from sqlalchemy import func, select
@@ -17,7 +16,6 @@ from crm_store.models import AuditLog, Interaction, Task
 
 pytestmark = pytest.mark.e2e
 
-DEMO_PASSWORD = "demo1234"
 ZHANG_PHONE = "18201164104"
 ZHANG_NOTE = "靠窗"
 
@@ -31,21 +29,11 @@ def store(running_stack: RunningStack) -> Iterator[Session]:
 
 
 def _sign_in(stack: RunningStack, employee: str) -> str:
-    response = httpx.post(
-        f"{stack.api_url}/api/auth/login", json={"username": employee, "password": DEMO_PASSWORD}, timeout=30
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
+    return stack.sign_in(employee)
 
 
 def _chat(stack: RunningStack, token: str | None, sender: str, message: str) -> list[dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.post(
-        f"{stack.api_url}/api/chat", json={"sender": sender, "message": message}, headers=headers, timeout=60
-    )
-    assert response.status_code == 200, response.text
-    messages: list[dict[str, Any]] = response.json()
-    return messages
+    return stack.chat(sender, message, token=token)
 
 
 def _text(messages: list[dict[str, Any]]) -> str:
