@@ -121,7 +121,9 @@ def _rasa_params(settings: ApiSettings) -> Mapping[str, str] | None:
 
 
 def _conversation_url(settings: ApiSettings, conversation: str, what: str) -> str:
-    return f"{settings.rasa_url.rstrip('/')}/conversations/{quote(conversation, safe='')}/{what}"
+    # Rasa takes the path segment as the conversation id without percent-decoding it, so the colons
+    # of `staff:<employee_id>:<sender>` must stay as they are (a `%3A` would name another one).
+    return f"{settings.rasa_url.rstrip('/')}/conversations/{quote(conversation, safe=':')}/{what}"
 
 
 async def _is_active(http: httpx.AsyncClient, settings: ApiSettings, conversation: str) -> bool:

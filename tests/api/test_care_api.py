@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -118,7 +117,9 @@ class FakeRasa:
         if not self.up:
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         path = request.url.path
-        conversation = unquote(path.split("/")[2]) if path.startswith("/conversations/") else ""
+        # As Rasa reads it: the raw path segment, not percent-decoded (a `%3A` stays in the id).
+        raw_path = request.url.raw_path.decode("ascii").split("?")[0]
+        conversation = raw_path.split("/")[2] if path.startswith("/conversations/") else ""
         if request.method == "GET" and path.endswith("/tracker"):
             self.tracker_reads += 1
             assert request.url.params["include_events"] == "NONE"
