@@ -7,7 +7,6 @@ SMTP server on loopback (aiosmtpd). Each customer is due two messages: the owner
 """
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from care.scheduler import JOB_RUN_ONCE, JOB_SEND_DUE, build_scheduler, install_
 from crm_store import clock
 from crm_store.db import make_session_factory
 from crm_store.models import Outbox
-from crm_store.settings import PROJECT_ROOT, CareSettings
+from crm_store.settings import PROJECT_ROOT, CareSettings, child_environment
 from crmbot.cli import _parser
 from tests.care.care_support import add_customer, add_employee, free_port
 
@@ -209,21 +208,22 @@ class Scheduler:
 
 
 def _start(engine: Engine, smtp_url: str, log: Path, tmp_path: Path) -> Scheduler:
-    env = {
-        **os.environ,
-        "CRM_DATABASE_URL": engine.url.render_as_string(hide_password=False),
-        "CRM_TODAY": DAY.isoformat(),
-        "CRM_SMTP_URL": smtp_url,
-        "CRM_CARE_SPOOL_DIR": str(tmp_path / "spool"),
-        # No quiet hours: the tests run at any hour.
-        "CRM_CARE_QUIET_START": "00:00",
-        "CRM_CARE_QUIET_END": "00:00",
-        "CRM_CARE_INTERVAL_S": "3",
-        "CRM_CARE_SEND_INTERVAL_S": "1",
-        "CRM_CARE_LOCK_TTL_S": "3",
-        "CRM_CARE_CLAIM_LEASE_S": "2",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = child_environment(
+        {
+            "CRM_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "CRM_TODAY": DAY.isoformat(),
+            "CRM_SMTP_URL": smtp_url,
+            "CRM_CARE_SPOOL_DIR": str(tmp_path / "spool"),
+            # No quiet hours: the tests run at any hour.
+            "CRM_CARE_QUIET_START": "00:00",
+            "CRM_CARE_QUIET_END": "00:00",
+            "CRM_CARE_INTERVAL_S": "3",
+            "CRM_CARE_SEND_INTERVAL_S": "1",
+            "CRM_CARE_LOCK_TTL_S": "3",
+            "CRM_CARE_CLAIM_LEASE_S": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     handle = log.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "crmbot.care_process_cli"],
