@@ -27,7 +27,6 @@ minutes, most of it generating; `--customers 10000 --orders 100000` checks the s
 
 import argparse
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -41,7 +40,7 @@ from sqlalchemy.exc import OperationalError
 
 from bench.cpu_load import OtherLoad
 from bench.results_table import report
-from bench.staff_scale import SEED, TODAY, Scale, _admin, _build, _exists, _server_url
+from bench.staff_scale import SEED, TODAY, Scale, _admin, _build, _server_url, prepare_bench_database
 from care.rules import RULES
 from crm_store import clock
 from crm_store.db import create_engine_for, make_session_factory
@@ -117,18 +116,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--timeout-s", type=float, default=600.0, help="cancel a rule's statement after this many seconds"
     )
     args = parser.parse_args(argv)
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.database) or args.database in ("test", "postgres"):
-        raise SystemExit(f"refusing to use the database {args.database!r}: give the bench its own")
     started = time.monotonic()
     server = _server_url()
-    bench_url = server.set(database=args.database)
-    if args.reuse:
-        if not _exists(server, args.database):
-            raise SystemExit(f"--reuse: there is no database {args.database!r}; run with --keep first")
-    else:
-        _say(f"creating the database {args.database} on {server.host}:{server.port} …")
-        _admin(server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        _admin(server, f'CREATE DATABASE "{args.database}"')
+    bench_url = prepare_bench_database(server, args.database, reuse=args.reuse)
     engine = create_engine_for(bench_url.render_as_string(hide_password=False))
     generation: dict[str, float] = {}
     try:

@@ -1240,6 +1240,23 @@ def _admin(server: URL, statement: str) -> None:
         engine.dispose()
 
 
+def prepare_bench_database(server: URL, database: str, *, reuse: bool) -> URL:
+    """The URL of the bench's own database: an existing one with `reuse`, else created afresh.
+
+    Refuses `test`, `postgres` and names that are not plain identifiers (SystemExit).
+    """
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", database) or database in ("test", "postgres"):
+        raise SystemExit(f"refusing to use the database {database!r}: give the bench its own")
+    if reuse:
+        if not _exists(server, database):
+            raise SystemExit(f"--reuse: there is no database {database!r}; run with --keep first")
+    else:
+        _say(f"creating the database {database} on {server.host}:{server.port} …")
+        _admin(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        _admin(server, f'CREATE DATABASE "{database}"')
+    return server.set(database=database)
+
+
 def _exists(server: URL, database: str) -> bool:
     engine = create_engine_for(server.render_as_string(hide_password=False))
     try:
@@ -1300,23 +1317,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reuse", action="store_true", help="measure an existing database, kept by --keep")
     parser.add_argument("--generate-only", action="store_true", help="generate, keep and stop")
     args = parser.parse_args(argv)
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.database) or args.database in ("test", "postgres"):
-        raise SystemExit(f"refusing to use the database {args.database!r}: give the bench its own")
     started = time.monotonic()
     # The project clock (crm_store.clock) on the data's reference day: save_visit checks its dates by it.
     pin_today(TODAY)
     server = _server_url()
-    bench_url = server.set(database=args.database)
     scale = Scale(args.customers, args.orders)
     generation: dict[str, float] = {}
     generated_here = not args.reuse
-    if args.reuse:
-        if not _exists(server, args.database):
-            raise SystemExit(f"--reuse: there is no database {args.database!r}; run with --keep first")
-    else:
-        _say(f"creating the database {args.database} on {server.host}:{server.port} …")
-        _admin(server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        _admin(server, f'CREATE DATABASE "{args.database}"')
+    bench_url = prepare_bench_database(server, args.database, reuse=args.reuse)
     engine = create_engine_for(bench_url.render_as_string(hide_password=False))
     keep = args.keep or args.generate_only or args.reuse
     try:
