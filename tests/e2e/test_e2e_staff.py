@@ -28,29 +28,18 @@ def store(running_stack: RunningStack) -> Iterator[Session]:
     engine.dispose()
 
 
-def _sign_in(stack: RunningStack, employee: str) -> str:
-    return stack.sign_in(employee)
-
-
-def _chat(stack: RunningStack, token: str | None, sender: str, message: str) -> list[dict[str, Any]]:
-    return stack.chat(sender, message, token=token)
-
-
 def _text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(str(m.get("text") or "") for m in messages)
 
 
 def test_a_salesperson_logs_a_call_in_one_sentence(running_stack: RunningStack, store: Session) -> None:
-    token = _sign_in(running_stack, "E03")
+    token = running_stack.sign_in("E03")
     before = store.scalar(
         select(func.count()).select_from(Interaction).where(Interaction.customer_id == "C0003")
     )
 
-    card = _chat(
-        running_stack,
-        token,
-        "e2e-staff-visit",
-        "刚和华峰科技的王芳通了电话，她对二期报价挺感兴趣，下周二再联系她",
+    card = running_stack.chat(
+        "e2e-staff-visit", "刚和华峰科技的王芳通了电话，她对二期报价挺感兴趣，下周二再联系她", token=token
     )
 
     shown = _text(card)
@@ -58,7 +47,7 @@ def test_a_salesperson_logs_a_call_in_one_sentence(running_stack: RunningStack, 
     assert any(b.get("title") == "确认" for m in card for b in m.get("buttons") or [])
     assert [m["custom"]["card"] for m in card if m.get("custom")] == ["visit_draft"]
 
-    saved = _text(_chat(running_stack, token, "e2e-staff-visit", "/affirm"))
+    saved = _text(running_stack.chat("e2e-staff-visit", "/affirm", token=token))
 
     assert "已记好" in saved and "2026年12月1日" in saved
     store.expire_all()
@@ -75,7 +64,7 @@ def test_a_salesperson_logs_a_call_in_one_sentence(running_stack: RunningStack, 
 
 
 def test_an_anonymous_sender_gets_nothing_of_a_customer_file(running_stack: RunningStack) -> None:
-    messages = _chat(running_stack, None, "e2e-anon-360", "查一下张伟的档案")
+    messages = running_stack.chat("e2e-anon-360", "查一下张伟的档案")
 
     shown = repr(messages)
     assert ZHANG_PHONE not in shown and ZHANG_PHONE[-4:] not in shown and ZHANG_NOTE not in shown
@@ -85,9 +74,9 @@ def test_an_anonymous_sender_gets_nothing_of_a_customer_file(running_stack: Runn
 def test_the_owner_sees_the_whole_picture_and_the_manager_of_another_region_nothing(
     running_stack: RunningStack,
 ) -> None:
-    owner = _chat(running_stack, _sign_in(running_stack, "E02"), "e2e-360-owner", "查一下张伟的档案")
+    owner = running_stack.chat("e2e-360-owner", "查一下张伟的档案", token=running_stack.sign_in("E02"))
     assert ZHANG_PHONE in _text(owner) and ZHANG_NOTE in _text(owner)
     assert [m["custom"]["data"]["customer_id"] for m in owner if m.get("custom")] == ["C0001"]
 
-    other = _chat(running_stack, _sign_in(running_stack, "E03"), "e2e-360-other", "查一下张伟的档案")
+    other = running_stack.chat("e2e-360-other", "查一下张伟的档案", token=running_stack.sign_in("E03"))
     assert ZHANG_PHONE[-4:] not in repr(other) and ZHANG_NOTE not in repr(other)
