@@ -634,3 +634,33 @@ Index("ix_tickets_id_order", func.length(Ticket.ticket_id), Ticket.ticket_id)
 Index("ix_interactions_id_order", func.length(Interaction.interaction_id), Interaction.interaction_id)
 Index("ix_opportunities_id_order", func.length(Opportunity.opportunity_id), Opportunity.opportunity_id)
 Index("ix_faqs_id_order", func.length(Faq.faq_id), Faq.faq_id)
+
+
+class CustomerScore(Base):
+    """One customer's value and risk as of `computed_on` (crm_store/analytics/customer_value.py).
+
+    Recomputed for every customer by the nightly job and on demand (`crmbot analytics refresh`);
+    the figures are a snapshot, so the 360 view and the manager questions that group by 客户等级 read
+    them without ranking a million customers per request. A customer with no row has not been
+    scored yet (a new customer since the last run).
+    """
+
+    __tablename__ = "customer_scores"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id", ondelete="CASCADE"), primary_key=True
+    )
+    computed_on: Mapped[date]
+    recency_days: Mapped[int | None]  # days since the last counted order; None: never bought
+    frequency: Mapped[int] = mapped_column(default=0, server_default="0")  # counted orders, window
+    monetary: Mapped[Decimal] = mapped_column(default=Decimal(0), server_default="0")  # spend, window
+    r_score: Mapped[int | None]  # 1 (worst) to 5 (best); None without a counted order
+    f_score: Mapped[int | None]
+    m_score: Mapped[int | None]
+    value_tier: Mapped[str] = mapped_column(String(8), index=True)  # crm_store.vocab.VALUE_TIERS
+    lifecycle: Mapped[str] = mapped_column(String(8), index=True)
+    clv: Mapped[Decimal] = mapped_column(default=Decimal(0), server_default="0")
+    churn_risk: Mapped[float] = mapped_column(default=0.0, server_default="0")  # 0 to 1
+
+    def __repr__(self) -> str:
+        return f"CustomerScore({self.customer_id!r}, {self.value_tier!r}, {self.lifecycle!r})"
