@@ -13,6 +13,7 @@ the helpers at the end of this module are the only other places that touch it.
 | `StackSettings`     | `CRM_`       | `crmbot up`: ports, the bot environment, the demo company   |
 | `KnowledgeSettings` | `KNOWLEDGE_` | the FAQ encoder, its index, fusion and decision thresholds  |
 | `CareSettings`      | `CRM_`       | proactive care: rules, quiet hours, retries, SMTP, spool    |
+| `AnalyticsSettings` | `CRM_`       | customer value and risk: window, tiers, CLV, nightly run    |
 
 docs/configuration.md is generated from these classes (`python -m crmbot.settings_doc`); a test
 fails when it is out of date, so every variable a user can set is listed there.
@@ -26,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "ENV_FILE",
     "PROJECT_ROOT",
     "VAR_DIR",
+    "AnalyticsSettings",
     "ApiSettings",
     "CareSettings",
     "KnowledgeSettings",
@@ -46,6 +48,7 @@ __all__ = [
     "child_environment",
     "force_offline",
     "general_model_dir",
+    "get_analytics_settings",
     "get_api_settings",
     "get_care_settings",
     "get_knowledge_settings",
@@ -180,6 +183,17 @@ class StackSettings(BaseSettings):
     demo_dir: Path = Field(
         default=DEMO_DIR, description="The demo company that `crmbot up` loads into an empty store."
     )
+    model_cache_dir: Path | None = Field(
+        default=Path.home() / ".cache" / "xiaozhushou" / "models",
+        description="Trained models shared by every clone of the repository on this machine, by "
+        "fingerprint of their inputs (crmbot/model_cache.py): a new clone reuses a Rasa model or FAQ "
+        "encoder another clone made from the same inputs instead of training again. `off`: no cache.",
+    )
+
+    @field_validator("model_cache_dir", mode="before")
+    @classmethod
+    def _cache_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() == "off" else value
 
 
 class KnowledgeSettings(BaseSettings):
@@ -373,6 +387,83 @@ class CareSettings(BaseSettings):
     )
 
 
+class AnalyticsSettings(BaseSettings):
+    """Customer value and risk (issue 18): the RFM window, the value tiers, CLV, the nightly refresh.
+
+    docs/analytics.md gives every formula these feed. The lapse rule behind churn risk has no setting
+    here: it is `crm_store.lapse`'s, shared with reminders and proactive care.
+    """
+
+    model_config = _config("CRM_")
+
+    analytics_window_months: int = Field(
+        default=12,
+        ge=1,
+        le=120,
+        description="RFM, the value tier and CLV read the counted orders of this many months up to today "
+        "(dated after the same day that many months ago).",
+    )
+    analytics_rfm_buckets: int = Field(
+        default=5,
+        ge=2,
+        le=10,
+        description="R, F and M are scored 1 to this many by rank among the customers who bought in the "
+        "window (5: quintiles, 5 the best).",
+    )
+    analytics_key_share: float = Field(
+        default=0.80,
+        gt=0,
+        lt=1,
+        description="Value tier 关键 (A): the biggest spenders who together make this share of the window's "
+        "revenue (the 20/80 rule).",
+    )
+    analytics_normal_share: float = Field(
+        default=0.15,
+        ge=0,
+        lt=1,
+        description="Value tier 普通 (B): the next spenders, making this further share of the revenue.",
+    )
+    analytics_small_share: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        description="Value tier 小客户 (C): the last share of the revenue, with every customer who bought "
+        "nothing in the window. The three shares must add up to 1.",
+    )
+    analytics_margin: float = Field(
+        default=0.30, gt=0, le=1, description="Gross margin on sales, for CLV (0.3: 30 % of each order)."
+    )
+    analytics_discount_rate: float = Field(
+        default=0.10,
+        gt=0,
+        le=1,
+        description="Yearly discount rate of future margin in CLV (0.1: a yuan of next year is worth "
+        "0.91 today).",
+    )
+    analytics_churn_steepness: float = Field(
+        default=4.0,
+        gt=0,
+        le=20,
+        description="Steepness k of churn risk 1 / (1 + e^(−k·(days since last order − lapse threshold) / "
+        "threshold)): 0.5 exactly at the lapse threshold; 4 gives 0.02 on the day of a purchase.",
+    )
+    analytics_refresh_time: time = Field(
+        default=time(2, 30),
+        description="When the care scheduler recomputes every customer's scores each night (Beijing "
+        "time, `HH:MM`); `crmbot analytics refresh` does it on demand.",
+    )
+
+    @model_validator(mode="after")
+    def _shares_add_up(self) -> "AnalyticsSettings":
+        total = self.analytics_key_share + self.analytics_normal_share + self.analytics_small_share
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(
+                "CRM_ANALYTICS_KEY_SHARE + CRM_ANALYTICS_NORMAL_SHARE + CRM_ANALYTICS_SMALL_SHARE "
+                f"must add up to 1 (they add up to {total:g})"
+            )
+        return self
+
+
 def general_model_dir() -> Path:
     """The customer-service model built at set-up, or the plain base model where it is not."""
     return SERVICE_MODEL_DIR if (SERVICE_MODEL_DIR / "modules.json").is_file() else BASE_MODEL_DIR
@@ -397,6 +488,11 @@ def get_stack_settings() -> StackSettings:
 def get_care_settings() -> CareSettings:
     """Read the care settings now (not cached, so a changed environment is seen)."""
     return CareSettings()
+
+
+def get_analytics_settings() -> AnalyticsSettings:
+    """Read the analytics settings now (not cached, so a changed environment is seen)."""
+    return AnalyticsSettings()
 
 
 def get_knowledge_settings() -> KnowledgeSettings:
