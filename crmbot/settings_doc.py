@@ -55,7 +55,7 @@ def _default(field: FieldInfo) -> str:
         return "unset"
     text = str(value)
     # Paths are shown relative to the repository, so the page is the same on every machine.
-    text = text.replace(str(PROJECT_ROOT), "<repo>")
+    text = text.replace(str(PROJECT_ROOT), "<repo>").replace(str(Path.home()), "~")
     return f"`{text}`"
 
 

@@ -2,7 +2,8 @@
 
 Training takes minutes on two cores, so a model is kept under `var/models/<fingerprint>.tar.gz`
 and reused for as long as config, domain, training data, generated names and the Rasa version
-are the same. Tests and `crmbot up` therefore share one model.
+are the same. Tests and `crmbot up` therefore share one model, and so do other clones of the
+repository on the same machine, through the model cache (`crmbot.model_cache`).
 """
 
 import hashlib
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from crm_store.settings import child_environment
-from crmbot import paths
+from crmbot import model_cache, paths
 from crmbot.steps import RasaTrainingProgress, StepRunner
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ _JIEBA_TAGS = {"product": "nz", "customer_name": "nr", "employee_name": "nr"}
 # 760 s when the machine is otherwise idle): the first estimate of the time left, before Rasa's own
 # epoch bars say how fast this machine is.
 RASA_TRAINING_S = 760.0
+# Models are also kept in the machine's model cache, shared by every clone (crmbot/model_cache.py).
+CACHE_KIND = "rasa"
 
 
 def rasa_environment() -> dict[str, str]:
@@ -126,6 +129,9 @@ def ensure_trained(*, force: bool = False, runner: StepRunner | None = None) -> 
         logger.info("模型已是最新（%s），无需重新训练", target.name)
         return target
 
+    if not force and model_cache.fetch(CACHE_KIND, target.name, target):
+        return target
+
     paths.MODELS_DIR.mkdir(parents=True, exist_ok=True)
     # Train into a scratch folder and move the finished file in one step, so an interrupted
     # training never leaves a half-written model under the fingerprint's name.
@@ -149,6 +155,7 @@ def ensure_trained(*, force: bool = False, runner: StepRunner | None = None) -> 
         trained = Path(scratch) / f"{fingerprint}.tar.gz"
         os.replace(trained, target)
     _remove_old_models(keep=target)
+    model_cache.store(CACHE_KIND, target.name, target)
     return target
 
 

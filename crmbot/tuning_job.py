@@ -17,7 +17,9 @@ model, exports its transformer for ONNX Runtime there, and only then renames it 
 `var/models/multilingual-e5-small-cs` is either absent, the previous model, or the new model with
 its graph, never a model half written or without its graph (which would be encoded by PyTorch,
 three times slower). A lock file keeps two jobs (two `crmbot up`, or one and `make test`) from
-tuning at once: the second waits, then finds the model built.
+tuning at once: the second waits, then finds the model built. Another clone of the repository on
+the same machine that tuned from the same base, corpus and code left its model in the model cache
+(`crmbot.model_cache`): it is copied instead of tuned again.
 
 Run as `python -m crmbot.tuning_job` (what `crmbot` starts): it prints `progress 0.42` lines
 that crmbot.steps turns into the time left.
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from crm_store.settings import BASE_MODEL_DIR, MODELS_DIR, PROJECT_ROOT, SERVICE_MODEL_DIR, child_environment
+from crmbot import model_cache
 from crmbot.steps import Progress, ReportedProgress, StepFailed, StepRunner, report_failure
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ logger = logging.getLogger(__name__)
 LOCK_FILE: Final = MODELS_DIR / ".encoder-tuning.lock"
 STAGING_DIR: Final = MODELS_DIR / f".{SERVICE_MODEL_DIR.name}.staging"
 TUNING_LOG: Final = "encoder-tuning.log"
+# The tuned model is also kept in the machine's model cache, shared by every clone (crmbot.model_cache).
+CACHE_KIND: Final = "encoder-cs"
 
 # Durations on a two-core AMD EPYC with nothing else running (2026-12-06): the first estimates,
 # before a step's own output says how fast this machine is.
@@ -241,6 +246,16 @@ def _replace(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _from_cache(key: str) -> bool:
+    """Put the tuned model another clone made from the same inputs in place, if the cache has it
+    and it passes the same checks as one tuned here (stamps and ONNX graph)."""
+    shutil.rmtree(STAGING_DIR, ignore_errors=True)
+    if not model_cache.fetch(CACHE_KIND, key, STAGING_DIR):
+        return False
+    _replace(STAGING_DIR, SERVICE_MODEL_DIR)
+    return tuned_is_ready()
+
+
 def run_job() -> int:
     """Tune the customer-service model into staging, export it, rename it into place."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -251,6 +266,11 @@ def run_job() -> int:
     with _exclusive(LOCK_FILE):
         if tuned_is_ready():
             _say(f"customer-service encoder already tuned: {SERVICE_MODEL_DIR}")
+            return 0
+        cache_key = general_tuning.stamp_key()
+        if _from_cache(cache_key):
+            _say(f"customer-service encoder taken from the model cache: {SERVICE_MODEL_DIR}")
+            _say("progress 1.0000 (done)")
             return 0
         pairs = sum(len(part.pairs) for part in general_tuning.load_corpus())
         steps = general_tuning.EPOCHS * math.ceil(pairs / general_tuning.BATCH_SIZE)
@@ -268,6 +288,7 @@ def run_job() -> int:
             reporter.phase("export")
             export_graph(STAGING_DIR)
             _replace(STAGING_DIR, SERVICE_MODEL_DIR)
+            model_cache.store(CACHE_KIND, cache_key, SERVICE_MODEL_DIR)
         _say("progress 1.0000 (done)")
         _say(f"done in {time.monotonic() - started:.0f} s")
     return 0

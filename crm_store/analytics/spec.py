@@ -68,7 +68,7 @@ METRICS: Final[Mapping[str, Metric]] = {
             "pipeline_amount",
             "商机金额",
             "元",
-            "sum of the amounts of open opportunities expected to close in the period (any, without a period)",
+            "amounts of open opportunities expected to close in the period (all open ones if no period)",
         ),
         Metric(
             "weighted_pipeline",

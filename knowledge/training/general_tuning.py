@@ -129,6 +129,12 @@ def _stamp(base: Path, corpus: Path) -> dict[str, str]:
     }
 
 
+def stamp_key(base: Path = BASE_MODEL_DIR, corpus: Path = CORPUS) -> str:
+    """A short hash of the stamp a model tuned now would carry: its name in the model cache."""
+    stamp = json.dumps(_stamp(base, corpus), sort_keys=True).encode()
+    return hashlib.sha256(stamp).hexdigest()[:20]
+
+
 def is_built(target: Path = SERVICE_MODEL_DIR, base: Path = BASE_MODEL_DIR, corpus: Path = CORPUS) -> bool:
     """True when `target` was tuned from this base model and corpus by this code (or an
     equivalent earlier version of it)."""
