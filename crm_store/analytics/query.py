@@ -91,6 +91,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     Select,
+    SQLColumnExpression,
     and_,
     case,
     cast,
@@ -248,7 +249,7 @@ def _local_day_sqlite(element: _LocalDay, compiler: SQLCompiler, **kw: Any) -> s
 _BUCKETS: Final = {"week": _WeekStart, "month": _MonthStart, "quarter": _QuarterStart, "year": _YearStart}
 
 
-def _bucket(grain: str, day: ColumnElement[Any]) -> ColumnElement[Any]:
+def _bucket(grain: str, day: SQLColumnExpression[Any]) -> SQLColumnExpression[Any]:
     """The first day of the `grain` bucket (TIME_GRAINS) holding `day`, on SQLite and PostgreSQL."""
     return day if grain == "day" else _BUCKETS[grain](day)
 
@@ -319,7 +320,7 @@ class _Plan:
     lines: bool
     owner: Any = None
     source: Select[Any] = field(default_factory=lambda: select())
-    fact_day: ColumnElement[Any] | None = None
+    fact_day: SQLColumnExpression[Any] | None = None
     ticket: Any = None
 
 
@@ -389,7 +390,7 @@ def _plan(spec: QuerySpec, lapsed: Select[Any] | Collection[str] | None, *, toda
     return plan
 
 
-def _dimension_value(plan: _Plan, dimension: str) -> ColumnElement[Any]:
+def _dimension_value(plan: _Plan, dimension: str) -> SQLColumnExpression[Any]:
     """The column a dimension groups and filters on (time grains: the bucket's first day)."""
     if dimension in TIME_GRAINS:
         assert plan.fact_day is not None
@@ -398,7 +399,7 @@ def _dimension_value(plan: _Plan, dimension: str) -> ColumnElement[Any]:
         return plan.owner.name  # type: ignore[no-any-return]
     if dimension == "complaint_category":
         return plan.ticket.category  # type: ignore[no-any-return]
-    columns: Mapping[str, ColumnElement[Any]] = {
+    columns: Mapping[str, SQLColumnExpression[Any]] = {
         "customer": Customer.customer_id,
         "region": Customer.region,
         "city": Customer.city,
@@ -517,7 +518,9 @@ def compile_query(
     _check_scope_of_filters(spec, actor)
     plan = _plan(spec, lapsed, today=today)
     conditions = _conditions(spec, plan, actor)
-    keys = [_dimension_value(plan, dimension).label(f"d{i}") for i, dimension in enumerate(spec.group_by)]
+    keys: list[ColumnElement[Any]] = [
+        _dimension_value(plan, dimension).label(f"d{i}") for i, dimension in enumerate(spec.group_by)
+    ]
     names = [Customer.name.label("customer_name")] if "customer" in spec.group_by else []
     if spec.metric == "repeat_rate":
         return _repeat_rate_select(spec, plan, conditions, keys, names)
@@ -613,7 +616,7 @@ def _check_filters_against_store(session: Session, spec: QuerySpec, actor: Actor
     if actor.role == "admin" or (actor.role == "manager" and actor.region == ALL_REGIONS):
         return
     owner = aliased(Employee, name="owner")
-    columns: Mapping[str, ColumnElement[Any]] = {
+    columns: Mapping[str, SQLColumnExpression[Any]] = {
         "region": Customer.region,
         "city": Customer.city,
         "sales_rep": owner.name,
