@@ -310,8 +310,26 @@
     ];
   }
 
+  // A manager's answer: the text bubble holds the figures; the card links to their chart.
+  function addDashboardLink(data) {
+    if (typeof data.dashboard !== "string" || !data.dashboard.startsWith("/dashboard?")) return;
+    const row = addRow("bot");
+    const link = document.createElement("a");
+    link.className = "dashboard-link";
+    link.href = data.dashboard;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = "在看板中查看图表";
+    row.appendChild(link);
+    scrollToEnd();
+  }
+
   function addCard(card) {
     const data = card.data && typeof card.data === "object" ? card.data : {};
+    if (card.card === "manager_answer") {
+      addDashboardLink(data);
+      return;
+    }
     const is360 = card.card === "customer_360";
     const title = is360
       ? ((data.profile && data.profile.name) || data.customer_id || "客户") + " · 客户档案"

@@ -88,7 +88,9 @@ def ask(
     Raises what `run_query` raises: `Forbidden` for a customer or a question outside the asker's
     scope, `Invalid` for a combination the semantic layer cannot compute.
     """
-    outcome = parse_question(question, vocabulary=_vocabulary(session), today=today, previous=previous)
+    outcome = parse_question(
+        question, vocabulary=_vocabulary(session), today=today, previous=previous, asker=actor
+    )
     if isinstance(outcome, Clarify):
         return Answer("clarify", outcome.question, spec=outcome.partial, options=outcome.options)
     if isinstance(outcome, Unsupported):
