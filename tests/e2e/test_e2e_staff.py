@@ -4,11 +4,12 @@ The stack runs on the demo company with CRM_TODAY=2026-11-23 (a Monday), so "下
 """
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from e2e_stack import RunningStack
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from crm_store.db import create_engine_for, make_session_factory
@@ -80,3 +81,38 @@ def test_the_owner_sees_the_whole_picture_and_the_manager_of_another_region_noth
 
     other = running_stack.chat("e2e-360-other", "查一下张伟的档案", token=running_stack.sign_in("E03"))
     assert ZHANG_PHONE[-4:] not in repr(other) and ZHANG_NOTE not in repr(other)
+
+
+def _region_sales(store: Session, start: str, end: str) -> str:
+    """华东's counted sales between two days, by hand-written SQL, as the answer writes money."""
+    total = store.execute(
+        text(
+            "SELECT COALESCE(SUM(o.amount), 0) FROM orders o JOIN customers c USING (customer_id) "
+            "WHERE c.region = '华东' AND o.order_date BETWEEN :start AND :end "
+            "AND o.status NOT IN ('待付款', '已取消', '已退款')"
+        ),
+        {"start": start, "end": end},
+    ).scalar_one()
+    return f"¥{Decimal(total):,.2f}"
+
+
+def test_a_manager_asks_for_the_figures_and_follows_up(running_stack: RunningStack, store: Session) -> None:
+    token = running_stack.sign_in("E01")  # 陈思远, manager of 华东
+
+    answer = running_stack.chat("e2e-manager", "上个月华东区的销售额是多少", token=token)
+
+    assert _region_sales(store, "2026-10-01", "2026-10-31") in _text(answer)
+    assert [m["custom"]["card"] for m in answer if m.get("custom")] == ["manager_answer"]
+
+    follow_up = _text(running_stack.chat("e2e-manager", "那上上个月呢", token=token))
+
+    assert "2026年9月" in follow_up
+    assert _region_sales(store, "2026-09-01", "2026-09-30") in follow_up
+
+
+def test_a_manager_gets_no_figures_of_another_region(running_stack: RunningStack) -> None:
+    token = running_stack.sign_in("E01")
+
+    answer = _text(running_stack.chat("e2e-manager-scope", "华南上个月的销售额", token=token))
+
+    assert "抱歉" in answer and "¥" not in answer
