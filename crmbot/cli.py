@@ -24,6 +24,7 @@ from crmbot.preparation import (
     prepare_model,
     prepare_store,
 )
+from crmbot.query_cli import add_query_commands
 from crmbot.stack import Stack, run_stack
 from crmbot.steps import StepFailed, StepRunner, report_failure
 from crmbot.tuning_job import BackgroundTuning, build_base, tune, tuned_is_ready, tuned_is_ready_elsewhere
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     add_user_commands(commands)
     add_visit_commands(commands)
     add_care_commands(commands)
+    add_query_commands(commands)
     # Last: it adds `run` to the `care` command that the commands above create.
     add_care_process_commands(commands)
     return parser

@@ -77,6 +77,7 @@ _NAME_STOP: Final = frozenset(
 )
 _CUSTOMER_ID: Final = re.compile(r"(?<![a-z0-9])c\d{4,8}(?![0-9])")
 _GAP: Final = re.compile(r"(?:的|之|间|之间|里|中|当中|中间|里面|来|按|上)*")
+_JOINED: Final = re.compile(r"和|与|及|以及|、|跟|,|加")
 _BUY_WORDS: Final = ("买", "消费", "下单", "采购", "花", "贡献", "订")
 _TOPN: Final[tuple[tuple[re.Pattern[str], str | None], ...]] = (
     (re.compile(rf"倒数(?:前)?第?({NUM})(?:名|个|位|家|款|条|种)?"), "asc"),
@@ -278,6 +279,13 @@ def _groupings(tokens: list[_Token], text: str, reading: _Reading, top_ends: lis
             if noun is not None and noun.start == position:
                 _add_group(reading, noun.dimension)
                 used.add(noun.start)
+                # 按地区和品类: the nouns joined to it group as well.
+                while (joined := _JOINED.match(text, noun.end)) is not None:
+                    noun = _noun_after(tokens, joined.end(), text, allow_bare=False)
+                    if noun is None or noun.start != joined.end():
+                        break
+                    _add_group(reading, noun.dimension)
+                    used.add(noun.start)
             elif token.text in _MARKER_NOUN:
                 _add_group(reading, _MARKER_NOUN[token.text])
             elif token.text.startswith("哪") or token.text == "哪位":
@@ -456,6 +464,28 @@ def _metrics(tokens: Sequence[_Token], reading: _Reading) -> None:
     reading.weak_sales = any(t.kind == "weak" for t in tokens)
 
 
+def _unnamed_metric(tokens: Sequence[_Token], normal: str, reading: _Reading) -> None:
+    """A count of customers said with 多少 / 最多 ("A类客户有多少", "哪个城市的客户最多"); a ranking
+    of customers, products or people without a metric ("十大客户", "倒数三名的销售员") is by sales."""
+    counted = any(
+        (t.kind == "noun" and t.dimension == "customer" and t.start not in _grouping_nouns(reading, tokens))
+        or (t.kind == "entity" and t.text.endswith("客户"))
+        for t in tokens
+    )
+    if counted and re.search(r"多少|几[个位家]|最多|最少", normal):
+        reading.metrics = ["customers"]
+    elif reading.top_n is not None or any(t.kind == "suffix" and t.text in lexicon.RANK_WORDS for t in tokens):
+        if any(g in ("customer", "product", "sales_rep", "category", "city", "region") for g in reading.group_by):
+            reading.weak_sales = True
+
+
+def _grouping_nouns(reading: _Reading, tokens: Sequence[_Token]) -> set[int]:
+    """Positions of the nouns that only name the grouping (哪个城市 → city), when grouped by customer."""
+    if "customer" in reading.group_by:
+        return {t.start for t in tokens if t.kind == "noun" and t.dimension == "customer"}
+    return set()
+
+
 def _trend_grain(reading: _Reading, today: date) -> str:
     period = reading.period or month_to_date(today)
     return "day" if (period.end - period.start).days <= 31 else "month"
@@ -494,15 +524,8 @@ def _read(text: str, *, index: NameIndex, today: date, asker: Actor | None) -> _
         _typos(masked, tokens, reading, index)
     if any(m in ("complaints", "avg_csat") for m in reading.metrics):
         reading.group_by = ["complaint_category" if g == "category" else g for g in reading.group_by]
-    if not reading.metrics and re.search(r"多少|几[个位家]", normal):
-        counted = [
-            t
-            for t in tokens
-            if (t.kind == "noun" and t.dimension == "customer")
-            or (t.kind == "entity" and t.text.endswith("客户"))
-        ]
-        if counted:
-            reading.metrics = ["customers"]
+    if not reading.metrics and not reading.weak_sales:
+        _unnamed_metric(tokens, normal, reading)
     if reading.order is None:
         orders = [t for t in tokens if t.kind == "order"]
         if orders:
@@ -576,6 +599,8 @@ def _merge(
     period_said = reading.period_said
     if reading.period_said:
         period = reading.period
+    elif metric != previous.metric and metric in ("pipeline_amount", "weighted_pipeline"):
+        period, period_said = None, False
     elif metric != previous.metric and metric not in lexicon.FLOW_METRICS:
         said_before = bool(previous.extra.get("period_said")) or (
             previous.period is not None and previous.period != month_to_date(today)
