@@ -19,6 +19,7 @@ from fastapi_offline import FastAPIOffline
 
 from api import errors
 from api.routes import (
+    analytics,
     auth,
     care,
     chat,
@@ -118,8 +119,11 @@ def create_app() -> FastAPI:
     api_router.include_router(opportunities.router)
     api_router.include_router(reminders.router)
     api_router.include_router(care.router)
+    api_router.include_router(analytics.router)
     app.include_router(api_router)
     app.include_router(health.router)
+    # The dashboard page and plotly.js from the installed package (before the /static mount).
+    app.include_router(analytics.pages)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
