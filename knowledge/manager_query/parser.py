@@ -78,6 +78,18 @@ _NAME_STOP: Final = frozenset(
 _CUSTOMER_ID: Final = re.compile(r"(?<![a-z0-9])c\d{4,8}(?![0-9])")
 _GAP: Final = re.compile(r"(?:的|之|间|之间|里|中|当中|中间|里面|来|按|上)*")
 _JOINED: Final = re.compile(r"和|与|及|以及|、|跟|,|加")
+_ME: Final = re.compile(r"(?<![帮给让跟叫替请诉])我(?![们想要看问查需觉知])")
+"""我 as the subject or owner ("我的客户", "我这个月卖了多少"), not "帮我看下"."""
+_COMPARE: Final = re.compile(r"对比|比较|相比|分别|各自|哪个|哪家|哪里|哪")
+_GRAIN_BEFORE_METRIC: Final = {
+    "日": "day",
+    "每日": "day",
+    "每天": "day",
+    "周": "week",
+    "每周": "week",
+    "月": "month",
+    "每月": "month",
+}
 _BUY_WORDS: Final = ("买", "消费", "下单", "采购", "花", "贡献", "订")
 _TOPN: Final[tuple[tuple[re.Pattern[str], str | None], ...]] = (
     (re.compile(rf"倒数(?:前)?第?({NUM})(?:名|个|位|家|款|条|种)?"), "asc"),
@@ -464,6 +476,17 @@ def _metrics(tokens: Sequence[_Token], reading: _Reading) -> None:
     reading.weak_sales = any(t.kind == "weak" for t in tokens)
 
 
+def _grain_before(text: str, position: int) -> str | None:
+    """日销售额, 每月订单数: a time grain said right before the metric."""
+    for word, grain in _GRAIN_BEFORE_METRIC.items():
+        start = position - len(word)
+        if start >= 0 and text[start:position] == word:
+            before = text[start - 1] if start > 0 else ""
+            if before not in "本上下这今去前当每各按分" or word.startswith("每"):
+                return grain
+    return None
+
+
 def _unnamed_metric(tokens: Sequence[_Token], normal: str, reading: _Reading) -> None:
     """A count of customers said with 多少 / 最多 ("A类客户有多少", "哪个城市的客户最多"); a ranking
     of customers, products or people without a metric ("十大客户", "倒数三名的销售员") is by sales."""
@@ -472,10 +495,14 @@ def _unnamed_metric(tokens: Sequence[_Token], normal: str, reading: _Reading) ->
         or (t.kind == "entity" and t.text.endswith("客户"))
         for t in tokens
     )
-    if counted and re.search(r"多少|几[个位家]|最多|最少", normal):
+    if counted and re.search(r"多少|几[个位家]|最多|最少|数量|数目|人数", normal):
         reading.metrics = ["customers"]
-    elif reading.top_n is not None or any(t.kind == "suffix" and t.text in lexicon.RANK_WORDS for t in tokens):
-        if any(g in ("customer", "product", "sales_rep", "category", "city", "region") for g in reading.group_by):
+    else:
+        ranked = reading.top_n is not None or any(
+            t.kind == "suffix" and t.text in lexicon.RANK_WORDS for t in tokens
+        )
+        rankable = ("customer", "product", "sales_rep", "category", "city", "region")
+        if ranked and any(g in rankable for g in reading.group_by):
             reading.weak_sales = True
 
 
@@ -522,6 +549,14 @@ def _read(text: str, *, index: NameIndex, today: date, asker: Actor | None) -> _
     _entities(tokens, masked, reading, index)
     if reading.clarify is None:
         _typos(masked, tokens, reading, index)
+    for dimension, values in reading.filters.items():
+        if len(values) > 1 and _COMPARE.search(normal) and dimension not in reading.group_by:
+            reading.group_by.append(dimension)
+    for token in tokens:
+        if token.kind == "metric":
+            grain = _grain_before(masked, token.start)
+            if grain and grain not in reading.group_by:
+                reading.group_by.append(grain)
     if any(m in ("complaints", "avg_csat") for m in reading.metrics):
         reading.group_by = ["complaint_category" if g == "category" else g for g in reading.group_by]
     if not reading.metrics and not reading.weak_sales:
@@ -540,7 +575,7 @@ def _read(text: str, *, index: NameIndex, today: date, asker: Actor | None) -> _
         and asker is not None
         and asker.name
         and "sales_rep" not in reading.filters
-        and re.search(r"我(?!们)", normal)
+        and _ME.search(normal)
     ):
         reading.filters["sales_rep"] = [asker.name]
     reading.asks = (

@@ -196,6 +196,15 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("现在有多少流失客户", _spec("lapsed_customers", period=None)),
     ("华东流失了多少客户", _spec("lapsed_customers", (), {"region": ("华东",)}, None)),
     ("累计销售额", _spec("sales", period=None)),
+    # Wordings found while trying the parser by hand
+    ("近7天的日销售额", _spec("sales", ("day",), period=("2026-11-17", "2026-11-23"))),
+    ("上海和北京上个月的订单数对比", _spec("orders", ("city",), {"city": ("上海", "北京")}, LAST_MONTH)),
+    ("各等级客户的数量", _spec("customers", ("customer_tier",))),
+    ("帮我看下今年各月订单量走势", _spec("orders", ("month",), period=("2026-01-01", "2026-11-23"))),
+    ("这季度哪个区卖得最好", _spec("sales", ("region",), period=("2026-10-01", "2026-11-23"))),
+    ("上个月投诉最多的客户", _spec("complaints", ("customer",), period=LAST_MONTH)),
+    ("2026年1月到3月的销售额", _spec("sales", period=("2026-01-01", "2026-03-31"))),
+    ("目前各销售的商机金额", _spec("pipeline_amount", ("sales_rep",), period=None)),
 ]
 
 
@@ -209,9 +218,13 @@ def test_a_question_becomes_the_spec_a_person_would_write(
 
 
 def test_my_customers_from_a_salesperson_are_her_own(vocabulary: Vocabulary) -> None:
-    outcome = parse_question("我的客户本月的销售额", vocabulary=vocabulary, today=TODAY, asker=WANG_LI)
-    assert isinstance(outcome, Parsed)
-    assert outcome.spec.filter_values("sales_rep") == ("王丽",)
+    for question in ("我的客户本月的销售额", "我这个月卖了多少"):
+        outcome = parse_question(question, vocabulary=vocabulary, today=TODAY, asker=WANG_LI)
+        assert isinstance(outcome, Parsed)
+        assert outcome.spec.filter_values("sales_rep") == ("王丽",)
+    # "帮我看下" is a request, not "my": no filter (the scope restricts her figures anyway).
+    outcome = parse_question("帮我看下本月的销售额", vocabulary=vocabulary, today=TODAY, asker=WANG_LI)
+    assert isinstance(outcome, Parsed) and outcome.spec.filters == ()
 
 
 def test_a_typo_is_reported_with_the_name_it_was_read_as(vocabulary: Vocabulary) -> None:
