@@ -15,36 +15,44 @@
 Matches are ranked (`MATCH_SCORES`: id, phone, full name, company + person, title, company,
 surname, phone tail) and at most `limit` (5) are returned. A match shows the phone masked.
 
-**The 360 view** (`customer_view`) of one customer in scope: profile, phone and e-mail, value tier
-(the 20/80 rule of `crm_store.customers.customer_value_tier`), lifecycle status, total spend and
-count of counted orders, the last three orders, open tickets, the last contact and its next step,
-open opportunities with their weighted amounts, preferences and notes, and the next birthday.
+**The 360 view** (`customer_view`) of one customer in scope: profile, phone and e-mail, value tier,
+RFM scores, CLV and churn risk, lifecycle status, total spend and count of counted orders, the last
+three orders, open tickets, the last contact and its next step, open opportunities with their
+weighted amounts, preferences and notes, and the next birthday.
 
 - **Phone and e-mail** are shown in full only to the customer's owner (`customers.owner_id`), the
   person who calls them. Everyone else in scope, managers and admins included, sees them masked
   (182****4104, c0***@example.com): the view is read on phones, in cars and in meetings, and the
   number stays one step away for whoever has a reason (the owner, or the record itself).
-- **Lifecycle status** (`LIFECYCLE_*`), on counted orders (not unpaid, cancelled or refunded), in
-  this order: 潜在 no counted order; 已流失 none in the last 365 days; 流失预警 lapsed by the one lapse
-  rule (`crm_store.lapse`); 忠实 at least 5 in the last 365 days; 回头客 2 or more in all; 新客 one.
+- **Value and risk** (tier 关键/普通/小客户 by cumulative revenue share, RFM 1–5, CLV, churn risk
+  0–1: one rule, one home, `crm_store.analytics.customer_value`, docs/analytics.md) are read from
+  the customer's row of `customer_scores`, the snapshot of the last refresh (nightly, or
+  `crmbot analytics refresh`), whose day the view gives (`scores_as_of`). A customer without a row
+  yet (new since the last refresh) has them computed now by the same rules, except the RFM scores,
+  which rank every customer and stay empty until the next refresh.
+- **Lifecycle status** (`LIFECYCLE_*`, `crm_store.analytics.customer_value.lifecycle_status`), live,
+  on counted orders (not unpaid, cancelled or refunded), in this order: 潜在 no counted order;
+  已流失 none in the last 365 days; 流失预警 lapsed by the one lapse rule (`crm_store.lapse`); 忠实
+  at least 5 in the last 365 days; 回头客 2 or more in all; 新客 one.
 - **Last contact** is the latest interaction (date, kind, summary, employee); the next step and
   next date are that interaction's.
 - **Next birthday**: 29 February is kept on 28 February in other years (`crm_store.reminders.next_birthday`).
 
 The view costs a fixed handful of indexed queries, whatever the size of the store: the customer
 with its owner; one SQL aggregate and the purchase dates of this customer's counted orders
-(`orders.customer_id`); the last three orders with their items; open tickets
-(`tickets.customer_id`); the latest interaction (`interactions.customer_id`); open opportunities
-(`opportunities.customer_id`). The two figures that read every customer, the spend cut-offs of the
-value tier and the population gap of the lapse rule, are cached per database and day
-(`TIER_CUTOFF_TTL_S`, `crm_store.lapse.POPULATION_GAP_TTL_S`).
+(`orders.customer_id`); their row of `customer_scores`; the last three orders with their items;
+open tickets (`tickets.customer_id`); the latest interaction (`interactions.customer_id`); open
+opportunities (`opportunities.customer_id`). Nothing ranks every customer during a request: the
+scores are computed by the refresh. Two figures still read every order, and only when needed: the
+lapse rule's population gap for a customer with a single purchase day (cached per database and day,
+`crm_store.lapse.POPULATION_GAP_TTL_S`), and the window's revenue for the tier of a customer not
+scored yet.
 
 Every view is audited (`view_customer`, the sections read as fields). A customer-side actor gets
 `Forbidden("staff_only")`; a customer outside the scope is `NotFound`, exactly like a missing id.
 """
 
 import re
-import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -56,31 +64,40 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from crm_store.access import Actor, customer_scope, require_staff
-from crm_store.audit import audit
-from crm_store.customers import (
-    KEY_CUSTOMER_SHARE,
-    SMALL_CUSTOMER_SHARE,
-    SPEND_EXCLUDED_STATUSES,
-    VALUE_WINDOW_MONTHS,
-    _months_before,  # the tier's own window arithmetic, so that both agree to the day
-    recent_orders,
+from crm_store.analytics.customer_value import (
+    LIFECYCLE_AT_RISK,
+    LIFECYCLE_LOST,
+    LIFECYCLE_LOYAL,
+    LIFECYCLE_NEW,
+    LIFECYCLE_PROSPECT,
+    LIFECYCLE_RETURNING,
+    LIFECYCLE_STATUSES,
+    LOST_AFTER_DAYS,
+    LOYAL_ORDERS_PER_YEAR,
+    ScoreRow,
+    lifecycle_status,
+    unscored_customer,
 )
+from crm_store.audit import audit
+from crm_store.customers import recent_orders
 from crm_store.errors import NotFound
 from crm_store.lapse import MIN_LAPSE_DAYS, counted_order_condition, lapse_status, population_median_gap
-from crm_store.models import Customer, Employee, Interaction, Opportunity, Order, Ticket
+from crm_store.models import Customer, CustomerScore, Employee, Interaction, Opportunity, Order, Ticket
 from crm_store.opportunities import OPEN_STAGES, STAGE_PROBABILITY, weighted_amount
 from crm_store.privacy import mask_phone, normalise_phone
 from crm_store.reminders import next_birthday
-from crm_store.vocab import (
-    CUSTOMER_TYPE_COMPANY,
-    TICKET_OPEN_STATUSES,
-    VALUE_TIER_KEY,
-    VALUE_TIER_NORMAL,
-    VALUE_TIER_SMALL,
-)
+from crm_store.vocab import CUSTOMER_TYPE_COMPANY, TICKET_OPEN_STATUSES
 
 __all__ = [
+    "LIFECYCLE_AT_RISK",
+    "LIFECYCLE_LOST",
+    "LIFECYCLE_LOYAL",
+    "LIFECYCLE_NEW",
+    "LIFECYCLE_PROSPECT",
+    "LIFECYCLE_RETURNING",
     "LIFECYCLE_STATUSES",
+    "LOST_AFTER_DAYS",
+    "LOYAL_ORDERS_PER_YEAR",
     "CustomerMatch",
     "CustomerView",
     "company_short_names",
@@ -336,34 +353,14 @@ def _ranked(matches: Iterable[CustomerMatch], limit: int) -> list[CustomerMatch]
 # --------------------------------------------------------------------------------------------------
 # The 360 view.
 
-LIFECYCLE_PROSPECT: Final = "潜在"
-LIFECYCLE_NEW: Final = "新客"
-LIFECYCLE_RETURNING: Final = "回头客"
-LIFECYCLE_LOYAL: Final = "忠实"
-LIFECYCLE_AT_RISK: Final = "流失预警"
-LIFECYCLE_LOST: Final = "已流失"
-LIFECYCLE_STATUSES: Final = (
-    LIFECYCLE_PROSPECT,
-    LIFECYCLE_NEW,
-    LIFECYCLE_RETURNING,
-    LIFECYCLE_LOYAL,
-    LIFECYCLE_AT_RISK,
-    LIFECYCLE_LOST,
-)
-LOYAL_ORDERS_PER_YEAR: Final = 5
-"""Counted orders in the last 365 days that make a customer 忠实."""
-LOST_AFTER_DAYS: Final = 365
-"""No counted order in this many days: 已流失."""
-
 RECENT_ORDERS_SHOWN: Final = 3
-TIER_CUTOFF_TTL_S: Final = 3600.0
-"""How long the spend cut-offs of the value tier of one database and day are reused."""
 
 VIEW_SECTIONS: Final = (
     "profile",
     "phone",
     "email",
     "value_tier",
+    "value_scores",
     "lifecycle",
     "orders",
     "tickets",
@@ -376,23 +373,6 @@ VIEW_SECTIONS: Final = (
 """What a 360 view reads, as its audit row names it."""
 
 
-def lifecycle_status(
-    *, counted_orders: int, orders_last_year: int, last_order: date | None, lapsed: bool, today: date
-) -> str:
-    """The lifecycle status by the documented rules (module docstring)."""
-    if counted_orders == 0 or last_order is None:
-        return LIFECYCLE_PROSPECT
-    if (today - last_order).days > LOST_AFTER_DAYS:
-        return LIFECYCLE_LOST
-    if lapsed:
-        return LIFECYCLE_AT_RISK
-    if orders_last_year >= LOYAL_ORDERS_PER_YEAR:
-        return LIFECYCLE_LOYAL
-    if counted_orders >= 2:
-        return LIFECYCLE_RETURNING
-    return LIFECYCLE_NEW
-
-
 def mask_email(email: str | None) -> str | None:
     """ "c0***@example.com": the first two characters of the mailbox and the domain."""
     if not email:
@@ -403,78 +383,11 @@ def mask_email(email: str | None) -> str | None:
     return f"{local[:2]}***@{domain}"
 
 
-@dataclass(frozen=True)
-class _Cutoffs:
-    key_floor: Decimal | None
-    small_above: Decimal | None
-
-
-_cutoff_cache: dict[tuple[str, date], tuple[float, _Cutoffs]] = {}
-
-
 def clear_tier_cache() -> None:
-    """Forget the cached spend cut-offs (e.g. after a bulk import)."""
-    _cutoff_cache.clear()
+    """Nothing to clear any more: the tier is read from `customer_scores`, not from hourly cut-offs.
 
-
-def _cent(value: Decimal | None) -> Decimal:
-    return Decimal(value or 0).quantize(Decimal("0.01"))
-
-
-def _tier_cutoffs(session: Session, *, today: date) -> _Cutoffs:
-    """The spends that separate the tiers of `customer_value_tier`, so one customer needs no ranking.
-
-    With N customers and spends s1 ≥ s2 ≥ … (customers with spend in the window), a customer is
-    关键 when fewer than 20% of N spent more, i.e. when their spend is at least s(a+1), a being
-    the most customers that are fewer than 20% of N; 小客户 when at least 50% spent more, i.e.
-    when s(b) is above theirs, b being the fewest that are at least 50%. Same rule, same result.
+    Kept for the benchmark that cleared the old cache (bench/staff_scale.py).
     """
-    key = (session.get_bind().engine.url.render_as_string(hide_password=True), today)
-    cached = _cutoff_cache.get(key)
-    if cached is not None and time.monotonic() - cached[0] < TIER_CUTOFF_TTL_S:
-        return cached[1]
-    window_start = _months_before(today, VALUE_WINDOW_MONTHS)
-    spend = (
-        select(func.sum(Order.amount).label("spend"))
-        .where(
-            Order.order_date > window_start,
-            Order.order_date <= today,
-            Order.status.not_in(sorted(SPEND_EXCLUDED_STATUSES)),
-        )
-        .group_by(Order.customer_id)
-        .subquery()
-    )
-    customers = session.scalar(select(func.count()).select_from(Customer)) or 1
-    most_key = int(customers * KEY_CUSTOMER_SHARE)
-    while most_key > 0 and most_key / customers >= KEY_CUSTOMER_SHARE:
-        most_key -= 1
-    while (most_key + 1) / customers < KEY_CUSTOMER_SHARE:
-        most_key += 1
-    fewest_small = max(int(customers * SMALL_CUSTOMER_SHARE), 1)
-    while fewest_small > 1 and (fewest_small - 1) / customers >= SMALL_CUSTOMER_SHARE:
-        fewest_small -= 1
-    while fewest_small / customers < SMALL_CUSTOMER_SHARE:
-        fewest_small += 1
-
-    def nth(position: int) -> Decimal | None:
-        value = session.scalar(
-            select(spend.c.spend).order_by(spend.c.spend.desc()).offset(position - 1).limit(1)
-        )
-        return _cent(value) if value is not None else None
-
-    cutoffs = _Cutoffs(key_floor=nth(most_key + 1), small_above=nth(fewest_small))
-    _cutoff_cache[key] = (time.monotonic(), cutoffs)
-    return cutoffs
-
-
-def _tier(spend: Decimal, cutoffs: _Cutoffs) -> str:
-    if spend <= 0:
-        return VALUE_TIER_SMALL
-    if cutoffs.key_floor is None or spend >= cutoffs.key_floor:
-        return VALUE_TIER_KEY
-    if cutoffs.small_above is not None and cutoffs.small_above > spend:
-        return VALUE_TIER_SMALL
-    return VALUE_TIER_NORMAL
 
 
 @dataclass(frozen=True)
@@ -557,6 +470,13 @@ class CustomerView:
     next_birthday: date | None
     days_to_birthday: int | None
     weighted_pipeline: Decimal = field(default=Decimal(0))
+    r_score: int | None = None
+    f_score: int | None = None
+    m_score: int | None = None
+    clv: Decimal = field(default=Decimal(0))
+    churn_risk: float = 0.0
+    scores_as_of: date | None = None
+    """The day of the refresh the tier, RFM, CLV and churn risk come from; None: computed now."""
 
     @property
     def url(self) -> str:
@@ -590,6 +510,10 @@ class CustomerView:
             },
             "value_tier": self.value_tier,
             "lifecycle": self.lifecycle,
+            "rfm": {"recency": self.r_score, "frequency": self.f_score, "monetary": self.m_score},
+            "clv": float(self.clv),
+            "churn_risk": round(self.churn_risk, 4),
+            "scores_as_of": day(self.scores_as_of),
             "total_spend": float(self.total_spend),
             "order_count": self.order_count,
             "last_order_date": day(self.last_order_date),
@@ -649,6 +573,27 @@ class CustomerView:
         }
 
 
+def _scores(session: Session, customer_id: str, *, today: date) -> tuple[ScoreRow, date | None]:
+    """The customer's row of the last refresh (up to `today`), or their figures computed now."""
+    row = session.get(CustomerScore, customer_id)
+    if row is None or row.computed_on > today:
+        return unscored_customer(session, customer_id=customer_id, today=today), None
+    scored = ScoreRow(
+        customer_id=row.customer_id,
+        recency_days=row.recency_days,
+        frequency=row.frequency,
+        monetary=row.monetary,
+        r_score=row.r_score,
+        f_score=row.f_score,
+        m_score=row.m_score,
+        value_tier=row.value_tier,
+        lifecycle=row.lifecycle,
+        clv=row.clv,
+        churn_risk=row.churn_risk,
+    )
+    return scored, row.computed_on
+
+
 def preference_items(preferences: str | None) -> tuple[str, ...]:
     """The stored preferences (one item per line) as a tuple, blanks dropped."""
     return tuple(line.strip() for line in (preferences or "").splitlines() if line.strip())
@@ -673,20 +618,14 @@ def customer_view(session: Session, actor: Actor, customer_id: str, *, today: da
     customer, owner_name = found
     unmasked = actor.employee_id is not None and customer.owner_id == actor.employee_id
 
-    # One aggregate of this customer's counted orders: all of them, the last year's, the tier window's.
+    # One aggregate of this customer's counted orders: all of them and the last year's.
     counted = counted_order_condition(today)
     year_ago = date.fromordinal(today.toordinal() - LOST_AFTER_DAYS)
-    window_start = _months_before(today, VALUE_WINDOW_MONTHS)
-    in_window = (Order.order_date > window_start) & Order.status.not_in(sorted(SPEND_EXCLUDED_STATUSES))
-    stats = session.execute(
+    order_count, total, last_year = session.execute(
         select(
-            func.count(),
-            func.sum(Order.amount),
-            func.count(case((Order.order_date > year_ago, 1))),
-            func.sum(case((in_window, Order.amount), else_=0)),
+            func.count(), func.sum(Order.amount), func.count(case((Order.order_date > year_ago, 1)))
         ).where(Order.customer_id == customer.customer_id, counted)
     ).one()
-    order_count, total, last_year, window_spend = stats
     purchase_days = list(
         session.scalars(
             select(Order.order_date).where(Order.customer_id == customer.customer_id, counted).distinct()
@@ -705,8 +644,7 @@ def customer_view(session: Session, actor: Actor, customer_id: str, *, today: da
         lapsed=lapse.lapsed,
         today=today,
     )
-    spend = _cent(window_spend)
-    tier = VALUE_TIER_SMALL if spend <= 0 else _tier(spend, _tier_cutoffs(session, today=today))
+    scores, scores_as_of = _scores(session, customer.customer_id, today=today)
 
     orders = tuple(
         OrderLine(o.order_id, o.order_date, o.status, o.amount, o.product_names)
@@ -776,9 +714,9 @@ def customer_view(session: Session, actor: Actor, customer_id: str, *, today: da
         phone=customer.phone if unmasked else (mask_phone(customer.phone) if customer.phone else None),
         email=customer.email if unmasked else mask_email(customer.email),
         contact_unmasked=unmasked,
-        value_tier=tier,
+        value_tier=scores.value_tier,
         lifecycle=lifecycle,
-        total_spend=_cent(total),
+        total_spend=Decimal(total or 0).quantize(Decimal("0.01")),
         order_count=int(order_count or 0),
         last_order_date=lapse.last_order_date,
         days_since_last_order=lapse.days_since_last_order,
@@ -792,6 +730,12 @@ def customer_view(session: Session, actor: Actor, customer_id: str, *, today: da
         next_birthday=birthday,
         days_to_birthday=(birthday - today).days if birthday else None,
         weighted_pipeline=sum((o.weighted_amount for o in opportunities), Decimal(0)),
+        r_score=scores.r_score,
+        f_score=scores.f_score,
+        m_score=scores.m_score,
+        clv=scores.clv,
+        churn_risk=scores.churn_risk,
+        scores_as_of=scores_as_of,
     )
     audit(
         session,

@@ -1,6 +1,5 @@
 """A verified customer's own data for the chat: recent orders and references to them, opt-out, value tier."""
 
-import calendar
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -9,15 +8,16 @@ from datetime import date
 from decimal import Decimal
 from typing import Final
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from crm_store.analytics.customer_value import customer_value_tier as value_tier_of
 from crm_store.errors import NotFound
+from crm_store.lapse import COUNTED_EXCLUDED_STATUSES
 from crm_store.lookups import product_short_name
 from crm_store.models import AuditLog, Customer, Order, OrderItem
 from crm_store.orders import ORDER_ID_PATTERN
 from crm_store.privacy import mask_phone, normalise_phone
-from crm_store.vocab import VALUE_TIER_KEY, VALUE_TIER_NORMAL, VALUE_TIER_SMALL
 
 RECENT_ORDERS_LIMIT: Final = 5
 """How many orders "我的订单" lists, newest first; references such as "第二个" point into this list."""
@@ -32,17 +32,8 @@ and resolves to nothing, so the chat asks which one was meant instead of guessin
 runs need no word segmentation and no fuzzy-matching dependency, and are exact on model names.
 """
 
-VALUE_WINDOW_MONTHS: Final = 12
-"""Spend that decides the value tier: orders of the last 12 months, up to and including today."""
-
-KEY_CUSTOMER_SHARE: Final = 0.2
-"""20/80 rule: the top 20% of all customers by spend in the window are 关键 (key) customers."""
-
-SMALL_CUSTOMER_SHARE: Final = 0.5
-"""The bottom 50% of all customers by spend are 小客户; the ones in between are 普通."""
-
-SPEND_EXCLUDED_STATUSES: Final = frozenset({"待付款", "已取消", "已退款"})
-"""Orders that are not spend: unpaid, cancelled or refunded."""
+SPEND_EXCLUDED_STATUSES: Final = COUNTED_EXCLUDED_STATUSES
+"""Orders that are not spend: unpaid, cancelled or refunded (the counted orders of `crm_store.lapse`)."""
 
 _CHINESE_DIGITS: Final = {d: v for v, d in enumerate("零一二三四五六七八九")} | {"两": 2}
 _NUMBER: Final = r"([0-9]{1,2}|[零一二两三四五六七八九十]{1,3})"
@@ -301,45 +292,13 @@ def opt_out_from_chat(
     return OptOut(customer_id=customer.customer_id, masked_phone=mask_phone(customer.phone), changed=changed)
 
 
-def _months_before(day: date, months: int) -> date:
-    year, month_index = divmod(day.year * 12 + day.month - 1 - months, 12)
-    # 31 March minus one month is the last day of February.
-    last_day = calendar.monthrange(year, month_index + 1)[1]
-    return date(year, month_index + 1, min(day.day, last_day))
-
-
 def customer_value_tier(session: Session, *, customer_id: str, today: date) -> str:
-    """关键, 普通 or 小客户 by the 20/80 rule on the last 12 months' spend.
+    """关键, 普通 or 小客户 by cumulative revenue share of the window's spend (the 20/80 rule).
 
-    Every customer's spend is the sum of their orders dated after the same day 12 months ago, up to
-    today, except unpaid, cancelled and refunded ones (`SPEND_EXCLUDED_STATUSES`). Ranked among all
-    customers, one is 关键 when fewer than 20% of customers spent strictly more, 小客户 when at
-    least 50% did or when nothing was spent, and 普通 otherwise. Equal spends share the higher tier.
+    One rule, one home: `crm_store.analytics.customer_value` (docs/analytics.md). The customer's
+    scored tier of the last refresh, or the same rule computed now for a customer not scored yet.
 
     Raises:
         NotFound: No such customer ("customer_not_found").
     """
-    if session.get(Customer, customer_id) is None:
-        raise NotFound("customer_not_found", customer_id=customer_id)
-    window_start = _months_before(today, VALUE_WINDOW_MONTHS)
-    spend = (
-        select(Order.customer_id, func.sum(Order.amount).label("spend"))
-        .where(
-            Order.order_date > window_start,
-            Order.order_date <= today,
-            Order.status.not_in(sorted(SPEND_EXCLUDED_STATUSES)),
-        )
-        .group_by(Order.customer_id)
-        .subquery()
-    )
-    mine = session.scalar(select(spend.c.spend).where(spend.c.customer_id == customer_id)) or Decimal(0)
-    if mine <= 0:
-        return VALUE_TIER_SMALL
-    customers = session.scalar(select(func.count()).select_from(Customer)) or 1
-    above = session.scalar(select(func.count()).select_from(spend).where(spend.c.spend > mine)) or 0
-    share_above = above / customers
-    if share_above < KEY_CUSTOMER_SHARE:
-        return VALUE_TIER_KEY
-    if share_above >= SMALL_CUSTOMER_SHARE:
-        return VALUE_TIER_SMALL
-    return VALUE_TIER_NORMAL
+    return value_tier_of(session, customer_id=customer_id, today=today)

@@ -99,6 +99,7 @@ __all__ = [
     "ScoreRow",
     "bucket_score",
     "churn_risk",
+    "compute_value_tier",
     "csat_average",
     "customer_value_tier",
     "lifecycle_status",
@@ -108,6 +109,7 @@ __all__ = [
     "repeat_purchase_rate",
     "score_customers",
     "tier_by_revenue_share",
+    "unscored_customer",
     "window_start",
 ]
 
@@ -600,7 +602,7 @@ def refresh_scores(
 # One customer's tier.
 
 
-def _tier_on_the_fly(session: Session, *, customer_id: str, today: date, settings: AnalyticsSettings) -> str:
+def compute_value_tier(session: Session, *, customer_id: str, today: date, settings: AnalyticsSettings) -> str:
     """The value tier of one customer by the same rule as `refresh_scores`, without ranking everyone."""
     counted = counted_order_condition(today) & (Order.order_date > window_start(today, settings))
     spends = (
@@ -616,6 +618,49 @@ def _tier_on_the_fly(session: Session, *, customer_id: str, today: date, setting
     total = Decimal(session.scalar(select(func.sum(Order.amount)).where(counted)) or 0).quantize(_CENT)
     above = session.scalar(select(func.sum(spends.c.spend)).where(spends.c.spend > mine))
     return tier_by_revenue_share(spend, Decimal(above or 0).quantize(_CENT), total, settings)
+
+
+def unscored_customer(
+    session: Session, *, customer_id: str, today: date, settings: AnalyticsSettings | None = None
+) -> ScoreRow:
+    """One customer's figures computed now, for a customer without a row yet (the 360 view).
+
+    The same rules as `refresh_scores`, from this customer's orders and two sums over the window
+    (the tier); the RFM scores rank every customer, so they stay None until the next refresh.
+    """
+    settings = settings or get_analytics_settings()
+    orders = [
+        (day, Decimal(amount))
+        for day, amount in session.execute(
+            select(Order.order_date, Order.amount).where(
+                Order.customer_id == customer_id, counted_order_condition(today)
+            )
+        )
+    ]
+    # The population gap reads every order (cached for the day): only a single purchase day needs it.
+    single_day = len({day for day, _ in orders}) == 1
+    population = population_median_gap(session, today=today) if single_day else None
+    facts = _facts(
+        customer_id,
+        orders,
+        today=today,
+        start=window_start(today, settings),
+        population_gap=population,
+        settings=settings,
+    )
+    return ScoreRow(
+        customer_id=customer_id,
+        recency_days=facts.recency_days,
+        frequency=facts.frequency,
+        monetary=facts.monetary,
+        r_score=None,
+        f_score=None,
+        m_score=None,
+        value_tier=compute_value_tier(session, customer_id=customer_id, today=today, settings=settings),
+        lifecycle=facts.lifecycle,
+        clv=lifetime_value(facts.monetary, facts.churn_risk, settings),
+        churn_risk=facts.churn_risk,
+    )
 
 
 def customer_value_tier(
@@ -640,7 +685,7 @@ def customer_value_tier(
     _, tier, computed_on = found
     if tier is not None and computed_on is not None and computed_on <= today:
         return str(tier)
-    return _tier_on_the_fly(
+    return compute_value_tier(
         session, customer_id=customer_id, today=today, settings=settings or get_analytics_settings()
     )
 

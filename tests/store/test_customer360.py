@@ -15,14 +15,12 @@ from crm_store.customer360 import (
     LIFECYCLE_NEW,
     LIFECYCLE_PROSPECT,
     LIFECYCLE_RETURNING,
-    clear_tier_cache,
     company_short_names,
     customer_view,
     find_customers,
     lifecycle_status,
     mask_email,
 )
-from crm_store.customers import customer_value_tier
 from crm_store.errors import Forbidden, NotFound
 from crm_store.models import AuditLog, Customer, Order
 
@@ -175,15 +173,33 @@ def test_the_view_shows_open_opportunities_weighted_by_stage(demo_store: session
     assert view.company == "华峰科技有限公司"
 
 
-def test_the_value_tier_agrees_with_the_20_80_rule_for_every_customer(
+def test_the_value_tier_is_the_revenue_share_rule_for_every_customer(
     demo_store: sessionmaker[Session],
 ) -> None:
-    clear_tier_cache()
     with demo_store() as session:
         admin = _actor(session, "E08")
         ids = list(session.scalars(select(Customer.customer_id).order_by(Customer.customer_id)))
         tiers = {cid: customer_view(session, admin, cid, today=TODAY).value_tier for cid in ids}
-        expected = {cid: customer_value_tier(session, customer_id=cid, today=TODAY) for cid in ids}
+        spends: dict[str, Decimal] = {}
+        for cid, amount in session.execute(
+            select(Order.customer_id, Order.amount).where(
+                Order.order_date > date(2025, 11, 23),
+                Order.order_date <= TODAY,
+                Order.status.not_in(["待付款", "已取消", "已退款"]),
+            )
+        ):
+            spends[cid] = spends.get(cid, Decimal(0)) + amount
+    total = sum(spends.values(), Decimal(0))
+    expected = {}
+    for cid in ids:
+        mine = spends.get(cid, Decimal(0))
+        above = sum((s for s in spends.values() if s > mine), Decimal(0))
+        if mine > 0 and above < Decimal("0.80") * total:
+            expected[cid] = "关键"
+        elif mine > 0 and above < Decimal("0.95") * total:
+            expected[cid] = "普通"
+        else:
+            expected[cid] = "小客户"
     assert tiers == expected
     assert set(tiers.values()) == {"关键", "普通", "小客户"}
 

@@ -4,7 +4,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.customers import (
@@ -195,13 +195,34 @@ def test_opt_out_from_chat_of_a_phone_nobody_has(demo_store: sessionmaker[Sessio
     assert "13800138000" not in str(refused.value)
 
 
-def test_value_tiers_of_the_demo_follow_the_20_80_rule(demo_store: sessionmaker[Session]) -> None:
+def test_value_tiers_of_the_demo_follow_the_revenue_share_rule(demo_store: sessionmaker[Session]) -> None:
     with demo_store() as session:
         ids = session.scalars(select(Customer.customer_id)).all()
         tiers = {cid: customer_value_tier(session, customer_id=cid, today=TODAY) for cid in ids}
+        spends = {
+            cid: Decimal(spend)
+            for cid, spend in session.execute(
+                text(
+                    "SELECT customer_id, SUM(amount) FROM orders "
+                    "WHERE status NOT IN ('待付款', '已取消', '已退款') "
+                    "AND order_date > '2025-11-23' AND order_date <= '2026-11-23' GROUP BY customer_id"
+                )
+            )
+        }
+    total = sum(spends.values())
+    # C0003 is among the biggest spenders; C0012 and C0001 further down the revenue.
+    for cid in ("C0003", "C0012", "C0001"):
+        above = sum(s for s in spends.values() if s > spends[cid])
+        expected = (
+            "关键"
+            if above < Decimal("0.8") * total
+            else "普通"
+            if above < Decimal("0.95") * total
+            else "小客户"
+        )
+        assert tiers[cid] == expected, cid
     counts = {tier: list(tiers.values()).count(tier) for tier in ("关键", "普通", "小客户")}
-    assert counts == {"关键": 12, "普通": 18, "小客户": 30}
-    assert (tiers["C0003"], tiers["C0012"], tiers["C0001"]) == ("关键", "普通", "小客户")
+    assert counts == {"关键": 24, "普通": 13, "小客户": 23}
 
 
 def _ranked_store(session: Session, spends: list[int]) -> None:
@@ -220,23 +241,27 @@ def _ranked_store(session: Session, spends: list[int]) -> None:
             )
 
 
-def test_value_tier_top_20_percent_key_bottom_50_percent_small(
+def test_value_tier_first_80_percent_of_revenue_key_next_15_normal(
     session_factory: sessionmaker[Session],
 ) -> None:
     with session_factory.begin() as session:
         _ranked_store(session, [1000, 900, 800, 700, 600, 500, 400, 300, 200, 100])
     with session_factory() as session:
         tiers = [customer_value_tier(session, customer_id=f"C{n:04d}", today=TODAY) for n in range(1, 11)]
-    assert tiers == ["关键"] * 2 + ["普通"] * 3 + ["小客户"] * 5
+    # Revenue 5,500: 80 % is 4,400, 95 % is 5,225. The 500 spender follows 4,000 (关键: it crosses
+    # the line); the 400 one follows 4,500 (普通), the 200 one 5,200 (普通), the 100 one 5,400.
+    assert tiers == ["关键"] * 6 + ["普通"] * 3 + ["小客户"]
 
 
-def test_value_tier_ties_share_the_higher_tier_and_zero_is_small(
+def test_value_tier_ties_share_a_tier_and_zero_is_small(
     session_factory: sessionmaker[Session],
 ) -> None:
     with session_factory.begin() as session:
         _ranked_store(session, [500, 500, 500, 100, 100, 0, 0, 0, 0, 0])
     with session_factory() as session:
         tiers = [customer_value_tier(session, customer_id=f"C{n:04d}", today=TODAY) for n in range(1, 11)]
+    # Revenue 1,700: nobody spent more than the three 500s (关键); 1,500 is above 80 % (1,360) and
+    # below 95 % (1,615) for both 100s (普通); nothing spent is 小客户.
     assert tiers == ["关键"] * 3 + ["普通"] * 2 + ["小客户"] * 5
 
 
@@ -244,7 +269,7 @@ def test_value_tier_counts_only_paid_orders_of_the_last_12_months(
     session_factory: sessionmaker[Session],
 ) -> None:
     with session_factory.begin() as session:
-        _ranked_store(session, [10, 20, 30, 40, 50])
+        _ranked_store(session, [0, 20, 30, 40, 50])
         # C0001 would top the list, but only with orders that do not count.
         for n, (day, status) in enumerate(
             [(date(2025, 11, 23), "已签收"), (date(2026, 11, 24), "已签收"), (date(2026, 6, 1), "已取消"),
