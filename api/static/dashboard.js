@@ -283,7 +283,9 @@
 
   function showAnswer(answer) {
     $("answer").hidden = false;
-    $("answer-text").textContent = answer.text;
+    // The chat's answer carries a text table after its first line; here the table is drawn instead.
+    const tabled = answer.result && answer.result.rows.length > 0 && answer.result.columns.length > 1;
+    $("answer-text").textContent = tabled ? answer.text.split("\n")[0] : answer.text;
     const options = $("options");
     options.replaceChildren(
       ...(answer.options || []).map((option) => {

@@ -54,6 +54,7 @@ from sqlalchemy import (
     Float,
     Integer,
     MetaData,
+    SQLColumnExpression,
     String,
     Table,
     Text,
@@ -339,7 +340,7 @@ def _customers_in_scope(session: Session, actor: Actor, customer_ids: Collection
     return visible
 
 
-def _in_scope(actor: Actor, customer_id: ColumnElement[Any]) -> ColumnElement[bool]:
+def _in_scope(actor: Actor, customer_id: SQLColumnExpression[Any]) -> ColumnElement[bool]:
     """A condition keeping rows whose customer the actor sees (every row for whoever sees everyone)."""
     if _sees_everyone(actor):
         return true()
