@@ -10,8 +10,13 @@ What runs:
 - `care-send-due` every `CRM_CARE_SEND_INTERVAL_S` (30 s): `care.run.send_due`, the sending half
   only, so that retries and messages held by quiet hours go out without waiting for the next run.
   Late ticks (a long run on the one worker thread) are merged into one, like the other job's.
+- `analytics-refresh` every night at `CRM_ANALYTICS_REFRESH_TIME` (02:30 Beijing time):
+  `crm_store.analytics.customer_value.refresh_scores`, every customer's value and risk as of the
+  CRM clock's day, committed at once (minutes at a million customers on PostgreSQL). Like the care
+  jobs it runs at once the first time it is installed (so a new store is scored when the scheduler
+  first starts) and a night missed while the scheduler was down is caught up once at start.
 
-Both run on one worker thread, one at a time, each with the CRM clock's `now`.
+All run on one worker thread, one at a time, each with the CRM clock's `now`.
 
 Exactly one scheduler is active (`care.lock`): a process first takes the lock (an advisory lock on
 PostgreSQL, a lease row on SQLite); without it, it waits and says so every `WAIT_LOG_INTERVAL_S`,
@@ -25,13 +30,15 @@ Log lines say what ran and how many messages went out, never to whom.
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,14 +46,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from care.lock import SchedulerLock, scheduler_lock
 from care.run import CareReport, run_once, send_due
 from crm_store import clock
+from crm_store.analytics.customer_value import refresh_scores
 from crm_store.db import make_session_factory
-from crm_store.settings import CareSettings
+from crm_store.settings import AnalyticsSettings, CareSettings, get_analytics_settings
 
 __all__ = [
+    "JOB_ANALYTICS_REFRESH",
     "JOB_RUN_ONCE",
     "JOB_SEND_DUE",
     "JOBS_TABLE",
     "WAIT_LOG_INTERVAL_S",
+    "analytics_refresh_job",
     "build_scheduler",
     "install_jobs",
     "run_once_job",
@@ -59,6 +69,7 @@ logger = logging.getLogger(__name__)
 
 JOB_RUN_ONCE: Final = "care-run-once"
 JOB_SEND_DUE: Final = "care-send-due"
+JOB_ANALYTICS_REFRESH: Final = "analytics-refresh"
 JOBS_TABLE: Final = "apscheduler_jobs"
 WAIT_LOG_INTERVAL_S: Final = 30.0
 """A standby scheduler says that it is waiting this often."""
@@ -69,6 +80,7 @@ _MAX_WAIT_POLL_S: Final = 5.0
 class _Context:
     sessions: sessionmaker[Session]
     settings: CareSettings
+    analytics: AnalyticsSettings = field(default_factory=get_analytics_settings)
 
 
 # The jobs are stored by reference to the module-level functions below (APScheduler pickles the
@@ -113,6 +125,15 @@ def send_due_job() -> None:
         _log_report("到期消息发送完成", report, started)
 
 
+def analytics_refresh_job() -> None:
+    """The `analytics-refresh` job: every customer's value and risk as of today, committed."""
+    context = _require_context()
+    started = time.monotonic()
+    with context.sessions.begin() as session:
+        count = refresh_scores(session, today=clock.today(), settings=context.analytics)
+    logger.info("客户价值评分已重算：%d 位客户（%.1f 秒）", count, time.monotonic() - started)
+
+
 def build_scheduler(engine: Engine) -> BackgroundScheduler:
     """A scheduler with its job store in the CRM database and one worker thread."""
     return BackgroundScheduler(
@@ -123,36 +144,52 @@ def build_scheduler(engine: Engine) -> BackgroundScheduler:
     )
 
 
-def _job_specs(settings: CareSettings) -> dict[str, dict[str, Any]]:
+def _job_specs(settings: CareSettings, analytics: AnalyticsSettings) -> dict[str, dict[str, Any]]:
+    # misfire_grace_time None: however late (the scheduler was down), a missed run happens, once.
+    refresh = analytics.analytics_refresh_time
     return {
-        # None: however late (the scheduler was down), a missed run happens, once.
-        JOB_RUN_ONCE: {"func": run_once_job, "seconds": settings.care_interval_s, "misfire_grace_time": None},
+        JOB_RUN_ONCE: {
+            "func": run_once_job,
+            "trigger": IntervalTrigger(seconds=settings.care_interval_s, timezone=clock.TZ),
+        },
         JOB_SEND_DUE: {
             "func": send_due_job,
-            "seconds": settings.care_send_interval_s,
-            "misfire_grace_time": None,
+            "trigger": IntervalTrigger(seconds=settings.care_send_interval_s, timezone=clock.TZ),
+        },
+        JOB_ANALYTICS_REFRESH: {
+            "func": analytics_refresh_job,
+            "trigger": CronTrigger(hour=refresh.hour, minute=refresh.minute, timezone=clock.TZ),
         },
     }
 
 
-def install_jobs(scheduler: BackgroundScheduler, settings: CareSettings, *, now: datetime) -> None:
-    """Add the two jobs, keeping a stored job's next run time when its interval is unchanged.
+def _same_schedule(stored: BaseTrigger, wanted: BaseTrigger) -> bool:
+    if isinstance(stored, IntervalTrigger) and isinstance(wanted, IntervalTrigger):
+        return bool(stored.interval == wanted.interval)
+    if isinstance(stored, CronTrigger) and isinstance(wanted, CronTrigger):
+        return str(stored) == str(wanted) and str(stored.timezone) == str(wanted.timezone)
+    return False
+
+
+def install_jobs(
+    scheduler: BackgroundScheduler,
+    settings: CareSettings,
+    *,
+    now: datetime,
+    analytics: AnalyticsSettings | None = None,
+) -> None:
+    """Add the jobs, keeping a stored job's next run time when its schedule is unchanged.
 
     A stored next run time in the past is the missed run that the scheduler then catches up, once.
-    A job seen for the first time runs at once. Call on a started, paused scheduler (the stored
-    jobs are loaded at start).
+    A job seen for the first time, or with a new schedule, runs at once. Call on a started, paused
+    scheduler (the stored jobs are loaded at start).
     """
-    for job_id, spec in _job_specs(settings).items():
-        trigger = IntervalTrigger(seconds=spec["seconds"], timezone=clock.TZ)
+    specs = _job_specs(settings, analytics if analytics is not None else get_analytics_settings())
+    for job_id, spec in specs.items():
+        trigger = spec["trigger"]
         stored = scheduler.get_job(job_id)
-        same = (
-            stored is not None
-            and isinstance(stored.trigger, IntervalTrigger)
-            and stored.trigger.interval == trigger.interval
-            and stored.func is spec["func"]
-        )
-        if same and stored is not None:
-            stored.modify(misfire_grace_time=spec["misfire_grace_time"], coalesce=True, max_instances=1)
+        if stored is not None and stored.func is spec["func"] and _same_schedule(stored.trigger, trigger):
+            stored.modify(misfire_grace_time=None, coalesce=True, max_instances=1)
             continue
         scheduler.add_job(
             spec["func"],
@@ -162,7 +199,7 @@ def install_jobs(scheduler: BackgroundScheduler, settings: CareSettings, *, now:
             replace_existing=True,
             coalesce=True,
             max_instances=1,
-            misfire_grace_time=spec["misfire_grace_time"],
+            misfire_grace_time=None,
             next_run_time=now,
         )
 
@@ -181,18 +218,25 @@ def stop_scheduler(scheduler: BackgroundScheduler) -> None:
 
 
 def _lead(
-    engine: Engine, lock: SchedulerLock, settings: CareSettings, stop: threading.Event, heartbeat_s: float
+    engine: Engine,
+    lock: SchedulerLock,
+    context: _Context,
+    stop: threading.Event,
+    heartbeat_s: float,
 ) -> None:
     """Run the jobs while this process holds the lock; return when stopping or when it is lost."""
+    settings = context.settings
     scheduler = build_scheduler(engine)
     scheduler.start(paused=True)
     try:
-        install_jobs(scheduler, settings, now=datetime.now(clock.TZ))
+        install_jobs(scheduler, settings, now=datetime.now(clock.TZ), analytics=context.analytics)
         scheduler.resume()
         logger.info(
-            "关怀调度器已启动：每 %.0f 秒计算一次到期关怀，每 %.0f 秒发送一次到期消息",
+            "关怀调度器已启动：每 %.0f 秒计算一次到期关怀，每 %.0f 秒发送一次到期消息，"
+            "每天 %s 重算客户价值评分",
             settings.care_interval_s,
             settings.care_send_interval_s,
+            context.analytics.analytics_refresh_time.strftime("%H:%M"),
         )
         while not stop.wait(heartbeat_s):
             if not lock.renew():
@@ -208,6 +252,7 @@ def run_scheduler(
     *,
     stop: threading.Event,
     lock: SchedulerLock | None = None,
+    analytics: AnalyticsSettings | None = None,
 ) -> None:
     """Lead or stand by until `stop` is set; the body of `crmbot care run`.
 
@@ -216,9 +261,16 @@ def run_scheduler(
         settings: The care settings (intervals, the lease on SQLite).
         stop: Set by the caller (a signal handler) to stop; the lock is then released.
         lock: The lock to hold; by default the one that fits the database (`care.lock`).
+        analytics: The analytics settings (the nightly refresh's time); read from the environment
+            when None.
     """
     global _context
-    _context = _Context(sessions=make_session_factory(engine), settings=settings)
+    context = _Context(
+        sessions=make_session_factory(engine),
+        settings=settings,
+        analytics=analytics if analytics is not None else get_analytics_settings(),
+    )
+    _context = context
     lock = lock if lock is not None else scheduler_lock(engine, ttl_s=settings.care_lock_ttl_s)
     heartbeat_s = settings.care_lock_ttl_s / 3
     poll_s = min(heartbeat_s, _MAX_WAIT_POLL_S)
@@ -228,7 +280,7 @@ def run_scheduler(
             if lock.try_acquire():
                 last_wait_log = None
                 logger.info("本进程成为唯一运行的关怀调度器")
-                _lead(engine, lock, settings, stop, heartbeat_s)
+                _lead(engine, lock, context, stop, heartbeat_s)
                 continue
             if last_wait_log is None or time.monotonic() - last_wait_log >= WAIT_LOG_INTERVAL_S:
                 logger.info("另一个关怀调度器正在运行，本进程待命，它停止后自动接管")

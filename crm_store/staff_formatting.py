@@ -24,12 +24,14 @@ __all__ = [
     "UNKNOWN_KIND",
     "birthday_lines",
     "candidate_title",
+    "churn_percent",
     "customer_360_fields",
     "customer_label",
     "field_name",
     "lapsed_lines",
     "money",
     "opportunity_lines",
+    "rfm_label",
     "task_customer",
     "visit_fields",
 ]
@@ -52,6 +54,7 @@ _NO_COMPANY: Final = "个人客户"
 _NO_CUSTOMER: Final = "（无客户）"
 _AMOUNT_NOT_SET: Final = "未定"
 _LIST_SEPARATOR: Final = "；"
+_NOT_SCORED: Final = "待评分"
 
 
 def field_name(field: str) -> str:
@@ -76,6 +79,18 @@ def money(value: Any) -> str:
     return f"{Decimal(str(value)):,.0f}" if value not in (None, "") else _AMOUNT_NOT_SET
 
 
+def rfm_label(view: CustomerView) -> str:
+    """RFM scores as R5 F3 M4 (5 the best), or 待评分 before the customer's first refresh."""
+    if view.r_score is None or view.f_score is None or view.m_score is None:
+        return _NOT_SCORED
+    return f"R{view.r_score} F{view.f_score} M{view.m_score}"
+
+
+def churn_percent(risk: float) -> str:
+    """Churn risk as a whole percent: 0.034 → 3%."""
+    return f"{round(risk * 100)}%"
+
+
 def customer_360_fields(view: CustomerView, *, today: date) -> dict[str, Any]:
     """The values of `utter_customer_360`: one short line per section, 无 where there is nothing."""
     contact = view.last_contact
@@ -92,6 +107,9 @@ def customer_360_fields(view: CustomerView, *, today: date) -> dict[str, Any]:
         "company": view.company or view.city or _NO_COMPANY,
         "tier": view.value_tier,
         "status": view.lifecycle,
+        "rfm": rfm_label(view),
+        "clv": money(view.clv),
+        "churn_risk": churn_percent(view.churn_risk),
         "phone": or_not_set(view.phone),
         "owner": or_not_set(view.owner_name),
         "total_spend": money(view.total_spend),

@@ -21,6 +21,7 @@ from crm_store.customer360 import CustomerView, customer_view
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.errors import Forbidden, NotFound
 from crm_store.formatting import cn_date
+from crm_store.staff_formatting import churn_percent, rfm_label
 from crmbot.preparation import prepare_store
 
 logger = logging.getLogger("crmbot")
@@ -94,6 +95,8 @@ def render(view: CustomerView) -> str:
         + ("　已退订营销消息" if view.opt_out else ""),
         f"电话：{view.phone or NONE}　邮箱：{view.email or NONE}",
         f"价值等级：{view.value_tier}　生命周期：{view.lifecycle}",
+        f"价值评分：{rfm_label(view)}　客户终身价值：{_money(float(view.clv))}"
+        f"　流失风险：{churn_percent(view.churn_risk)}",
         f"累计消费：{_money(float(view.total_spend))}，共 {view.order_count} 笔有效订单",
     ]
     if view.last_order_date is not None:

@@ -76,7 +76,8 @@ async def search(
     responses=_ERRORS,
 )
 async def view(customer_id: CustomerId, staff: StaffDep, sessions: SessionFactoryDep) -> CustomerViewOut:
-    """Profile, value tier, lifecycle, orders, tickets, last contact, opportunities, preferences, birthday.
+    """Profile, value tier, RFM, CLV, churn risk, lifecycle, orders, tickets, last contact,
+    opportunities, preferences, birthday.
 
     Phone and e-mail are in full only for the customer's owner. The read is audited.
     """

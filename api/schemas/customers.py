@@ -77,14 +77,33 @@ class OpportunityLineOut(BaseModel):
     owner_id: str
 
 
+class RfmOut(BaseModel):
+    """RFM scores 1 (worst) to 5 (best) among the customers who bought in the last 12 months."""
+
+    recency: int | None = Field(description="Days since the last counted order, scored; null: not scored.")
+    frequency: int | None = Field(description="Counted orders in the window, scored.")
+    monetary: int | None = Field(description="Their spend, scored.")
+
+
 class CustomerViewOut(BaseModel):
     """The 360 view of a customer (crm_store/customer360.py documents every rule)."""
 
     customer_id: str
     url: str = Field(description="The customer's staff page, /customers/{id}.")
     profile: ProfileOut
-    value_tier: str = Field(description="关键, 普通 or 小客户 (20/80 rule on the last 12 months).")
+    value_tier: str = Field(
+        description="关键, 普通 or 小客户: the first 80 %, next 15 % and last 5 % of the last 12 months' "
+        "revenue (docs/analytics.md)."
+    )
     lifecycle: str = Field(description="潜在, 新客, 回头客, 忠实, 流失预警 or 已流失.")
+    rfm: RfmOut
+    clv: float = Field(
+        description="Customer lifetime value in 元: yearly margin × discounted expected lifetime."
+    )
+    churn_risk: float = Field(description="0 to 1; above 0.5 exactly when lapsed by the lapse rule.")
+    scores_as_of: date | None = Field(
+        description="The day of the refresh the tier, RFM, CLV and churn risk come from; null: computed now."
+    )
     total_spend: float
     order_count: int
     last_order_date: date | None

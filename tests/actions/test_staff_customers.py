@@ -48,6 +48,8 @@ def test_the_owner_gets_the_whole_picture_with_the_phone(
     text = dispatcher.messages[0]
     assert text["name"] == "张伟" and text["phone"] == ZHANG_PHONE
     assert ZHANG_NOTE in text["notes"]
+    # Not scored by a refresh yet: no RFM, churn risk as a percent (she bought five days ago).
+    assert (text["rfm"], text["churn_risk"]) == ("待评分", "2%")
     card = _card(dispatcher)
     assert card is not None and card["card"] == "customer_360"
     assert card["data"]["customer_id"] == "C0001" and card["data"]["url"] == "/customers/C0001"

@@ -49,6 +49,11 @@ def test_a_login_token_reads_the_360_view(client: TestClient, demo: sessionmaker
     # E02 owns 张伟: the phone in full.
     assert body["profile"]["phone"] == "18201164104"
     assert body["url"] == "/customers/C0001"
+    # Value and risk: not scored by a refresh yet, so computed now and without RFM scores; 张伟
+    # bought five days ago, far from lapsing.
+    assert body["rfm"] == {"recency": None, "frequency": None, "monetary": None}
+    assert body["scores_as_of"] is None
+    assert 0 < body["churn_risk"] < 0.5 and body["clv"] > 0 and body["value_tier"] == "小客户"
 
 
 def test_scope_as_the_issue_checks_it(client: TestClient, as_: Headers) -> None:

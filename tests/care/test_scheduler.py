@@ -20,17 +20,26 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import care.scheduler as care_scheduler
 from care.run import CareReport
-from care.scheduler import JOB_RUN_ONCE, JOB_SEND_DUE, build_scheduler, install_jobs, stop_scheduler
+from care.scheduler import (
+    JOB_ANALYTICS_REFRESH,
+    JOB_RUN_ONCE,
+    JOB_SEND_DUE,
+    analytics_refresh_job,
+    build_scheduler,
+    install_jobs,
+    stop_scheduler,
+)
 from crm_store import clock
 from crm_store.db import make_session_factory
-from crm_store.models import Outbox
-from crm_store.settings import PROJECT_ROOT, CareSettings, child_environment
+from crm_store.models import CustomerScore, Order, Outbox
+from crm_store.settings import PROJECT_ROOT, AnalyticsSettings, CareSettings, child_environment
 from crmbot.cli import _parser
 from tests.care.care_support import add_customer, add_employee, free_port
 
@@ -48,16 +57,16 @@ def _settings(**values: Any) -> CareSettings:
     return CareSettings(**{"care_interval_s": 600.0, "care_send_interval_s": 30.0, **values})
 
 
-def test_install_jobs_adds_both_jobs_to_run_at_once(store_engine: Engine) -> None:
+def test_install_jobs_adds_every_job_to_run_at_once(store_engine: Engine) -> None:
     scheduler = build_scheduler(store_engine)
     scheduler.start(paused=True)
     now = datetime.now(clock.TZ)
     try:
-        install_jobs(scheduler, _settings(), now=now)
+        install_jobs(scheduler, _settings(), now=now, analytics=AnalyticsSettings())
         jobs = {job.id: job for job in scheduler.get_jobs()}
     finally:
         stop_scheduler(scheduler)
-    assert set(jobs) == {JOB_RUN_ONCE, JOB_SEND_DUE}
+    assert set(jobs) == {JOB_RUN_ONCE, JOB_SEND_DUE, JOB_ANALYTICS_REFRESH}
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time is None
         assert job.next_run_time == now
@@ -86,6 +95,72 @@ def test_install_jobs_keeps_a_missed_run_and_replaces_a_changed_interval(store_e
         assert job.next_run_time == now
     finally:
         stop_scheduler(second)
+
+
+def test_the_nightly_analytics_refresh_runs_at_the_configured_time(store_engine: Engine) -> None:
+    first = build_scheduler(store_engine)
+    first.start(paused=True)
+    missed = datetime.now(clock.TZ) - timedelta(days=1)
+    install_jobs(first, _settings(), now=missed, analytics=AnalyticsSettings())
+    job = first.get_job(JOB_ANALYTICS_REFRESH)
+    assert isinstance(job.trigger, CronTrigger)
+    # After the first run, the next one is at 02:30 Beijing time.
+    following = job.trigger.get_next_fire_time(None, datetime(2026, 11, 23, 10, 0, tzinfo=clock.TZ))
+    assert following == datetime(2026, 11, 24, 2, 30, tzinfo=clock.TZ)
+    stop_scheduler(first)
+
+    second = build_scheduler(store_engine)
+    second.start(paused=True)
+    try:
+        # Restarted: the stored (missed) night is kept, to be caught up once.
+        install_jobs(second, _settings(), now=datetime.now(clock.TZ), analytics=AnalyticsSettings())
+        assert second.get_job(JOB_ANALYTICS_REFRESH).next_run_time == missed
+        # Another time is another schedule: it runs at once, then nightly at 04:15.
+        now = datetime.now(clock.TZ)
+        install_jobs(
+            second,
+            _settings(),
+            now=now,
+            analytics=AnalyticsSettings.model_validate({"analytics_refresh_time": "04:15"}),
+        )
+        job = second.get_job(JOB_ANALYTICS_REFRESH)
+        assert job.next_run_time == now
+        following = job.trigger.get_next_fire_time(None, datetime(2026, 11, 23, 10, 0, tzinfo=clock.TZ))
+        assert following == datetime(2026, 11, 24, 4, 15, tzinfo=clock.TZ)
+    finally:
+        stop_scheduler(second)
+
+
+def test_the_analytics_job_scores_every_customer_as_of_today(
+    store_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_TODAY", DAY.isoformat())
+    factory = make_session_factory(store_engine)
+    with factory.begin() as session:
+        add_employee(session, "E02")
+        for n in range(3):
+            add_customer(session, f"C{n:04d}", owner_id="E02")
+        session.add(
+            Order(
+                order_id="SO202611200001",
+                customer_id="C0001",
+                order_date=date(2026, 11, 20),
+                status="已签收",
+                amount=1000,
+            )
+        )
+    monkeypatch.setattr(care_scheduler, "_context", care_scheduler._Context(factory, _settings()))
+    analytics_refresh_job()
+    with factory() as session:
+        rows = {r.customer_id: r for r in session.scalars(select(CustomerScore))}
+    assert set(rows) == {"C0000", "C0001", "C0002"}
+    assert {r.computed_on for r in rows.values()} == {DAY}
+    assert (rows["C0001"].value_tier, rows["C0001"].lifecycle, rows["C0001"].recency_days) == (
+        "关键",
+        "新客",
+        3,
+    )
+    assert rows["C0000"].value_tier == "小客户" and rows["C0000"].lifecycle == "潜在"
 
 
 def test_missed_runs_after_downtime_are_caught_up_once(

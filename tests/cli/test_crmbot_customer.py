@@ -52,6 +52,7 @@ def test_readable_chinese_without_json(capsys: pytest.CaptureFixture[str]) -> No
     assert "电话：182****4104" in out  # the manager is not the owner
     assert "T09001" in out
     assert "下次生日：2026年11月25日" in out
+    assert "价值评分：待评分" in out and "流失风险：2%" in out
     assert "18201164104" not in out
 
 
