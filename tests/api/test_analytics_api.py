@@ -77,7 +77,9 @@ def test_service_metrics_are_for_managers_and_admins(client: TestClient, as_: He
 # -- the standing KPIs --------------------------------------------------------------------------------
 
 
-def test_kpis_are_each_askers_own_scope(client: TestClient, as_: Headers, demo: sessionmaker[Session]) -> None:
+def test_kpis_are_each_askers_own_scope(
+    client: TestClient, as_: Headers, demo: sessionmaker[Session]
+) -> None:
     scopes = {"E01": "c.region = '华东'", "E02": "c.owner_id = 'E02'", "E08": "1 = 1"}
     for employee, where in scopes.items():
         kpis = _kpis(client, as_(employee))
@@ -105,7 +107,9 @@ def test_kpis_name_this_month_and_last(client: TestClient, as_: Headers) -> None
 def test_a_question_gets_its_figures_table_and_chart(
     client: TestClient, as_: Headers, demo: sessionmaker[Session]
 ) -> None:
-    response = client.post("/api/analytics/ask", json={"question": "上个月各地区的销售额"}, headers=as_("E08"))
+    response = client.post(
+        "/api/analytics/ask", json={"question": "上个月各地区的销售额"}, headers=as_("E08")
+    )
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["kind"] == "result"
@@ -119,7 +123,8 @@ def test_a_question_gets_its_figures_table_and_chart(
             region: Decimal(str(total)).quantize(Decimal("0.01"))
             for region, total in session.execute(
                 text(
-                    "SELECT c.region, SUM(o.amount) FROM orders o JOIN customers c ON c.customer_id = o.customer_id"
+                    "SELECT c.region, SUM(o.amount) FROM orders o"
+                    " JOIN customers c ON c.customer_id = o.customer_id"
                     f" WHERE {COUNTED} AND o.order_date BETWEEN :start AND :end GROUP BY c.region"
                 ),
                 {"start": OCTOBER[0], "end": OCTOBER[1]},
@@ -134,7 +139,9 @@ def test_a_question_gets_its_figures_table_and_chart(
 def test_a_manager_sees_their_region_and_is_refused_another(
     client: TestClient, as_: Headers, demo: sessionmaker[Session]
 ) -> None:
-    own = client.post("/api/analytics/ask", json={"question": "上个月各地区的销售额"}, headers=as_("E01")).json()
+    own = client.post(
+        "/api/analytics/ask", json={"question": "上个月各地区的销售额"}, headers=as_("E01")
+    ).json()
     assert [row[0] for row in own["result"]["rows"]] == ["华东"]
     refused = client.post("/api/analytics/ask", json={"question": "上个月华南的销售额"}, headers=as_("E01"))
     assert refused.status_code == 403
@@ -144,7 +151,9 @@ def test_a_manager_sees_their_region_and_is_refused_another(
 
 
 def test_a_follow_up_keeps_the_previous_question(client: TestClient, as_: Headers) -> None:
-    first = client.post("/api/analytics/ask", json={"question": "上个月各地区的销售额"}, headers=as_("E08")).json()
+    first = client.post(
+        "/api/analytics/ask", json={"question": "上个月各地区的销售额"}, headers=as_("E08")
+    ).json()
     then = client.post(
         "/api/analytics/ask", json={"question": "那上上个月呢", "previous": first["spec"]}, headers=as_("E08")
     ).json()
@@ -152,7 +161,9 @@ def test_a_follow_up_keeps_the_previous_question(client: TestClient, as_: Header
     assert then["spec"]["period"]["start"] == "2026-09-01"
 
 
-def test_a_spec_runs_as_the_chat_link_gives_it(client: TestClient, as_: Headers, demo: sessionmaker[Session]) -> None:
+def test_a_spec_runs_as_the_chat_link_gives_it(
+    client: TestClient, as_: Headers, demo: sessionmaker[Session]
+) -> None:
     spec = {
         "metric": "orders",
         "group_by": [],
@@ -178,7 +189,9 @@ def test_a_spec_runs_as_the_chat_link_gives_it(client: TestClient, as_: Headers,
         {"metric": "sales", "period": {"start": "2026-13-01", "end": "2026-10-31"}},
     ],
 )
-def test_a_spec_the_layer_cannot_compute_is_422(client: TestClient, as_: Headers, spec: dict[str, Any]) -> None:
+def test_a_spec_the_layer_cannot_compute_is_422(
+    client: TestClient, as_: Headers, spec: dict[str, Any]
+) -> None:
     response = client.post("/api/analytics/query", json={"spec": spec}, headers=as_("E01"))
     assert response.status_code == 422
     assert "¥" not in response.text
