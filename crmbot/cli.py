@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from crm_store.accounts import DEMO_PASSWORD
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.importer import ImportReport, import_csv_dir
+from crmbot.analytics_cli import add_analytics_commands
 from crmbot.care_cli import add_care_commands
 from crmbot.care_process_cli import add_care_process_commands
 from crmbot.customer_cli import add_customer_commands
@@ -103,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     add_user_commands(commands)
     add_visit_commands(commands)
     add_care_commands(commands)
+    add_analytics_commands(commands)
     add_query_commands(commands)
     # Last: it adds `run` to the `care` command that the commands above create.
     add_care_process_commands(commands)
