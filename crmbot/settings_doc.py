@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings
 
 from crm_store.settings import (
     PROJECT_ROOT,
+    AnalyticsSettings,
     ApiSettings,
     CareSettings,
     KnowledgeSettings,
@@ -31,6 +32,7 @@ SECTIONS: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
     ("Processes started by `crmbot up`", StackSettings),
     ("FAQ knowledge base", KnowledgeSettings),
     ("Proactive care", CareSettings),
+    ("Customer value and risk (docs/analytics.md)", AnalyticsSettings),
 )
 
 _INTRO: Final = """# Configuration
