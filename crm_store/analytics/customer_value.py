@@ -602,7 +602,9 @@ def refresh_scores(
 # One customer's tier.
 
 
-def compute_value_tier(session: Session, *, customer_id: str, today: date, settings: AnalyticsSettings) -> str:
+def compute_value_tier(
+    session: Session, *, customer_id: str, today: date, settings: AnalyticsSettings
+) -> str:
     """The value tier of one customer by the same rule as `refresh_scores`, without ranking everyone."""
     counted = counted_order_condition(today) & (Order.order_date > window_start(today, settings))
     spends = (
