@@ -100,11 +100,13 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     type_coerce,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import True_
 from sqlalchemy.sql.functions import FunctionElement
 
 from crm_store import clock
@@ -160,6 +162,8 @@ _FACT_DIMENSIONS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 _LINE_DIMENSIONS: Final = frozenset({"product", "category"})
 _MONEY: Final = Numeric(18, 2)
+ANALYTICS_WORK_MEM: Final = "64MB"
+"""PostgreSQL's memory for the sorts and hashes of one question (SET LOCAL, its transaction only)."""
 _CENT: Final = Decimal("0.01")
 
 
@@ -343,13 +347,19 @@ def _check_scope_of_filters(spec: QuerySpec, actor: Actor) -> None:
                 raise Forbidden("out_of_scope", dimension="sales_rep")
 
 
-def _plan(spec: QuerySpec, lapsed: Select[Any] | Collection[str] | None, *, today: date) -> _Plan:
+def _plan(
+    spec: QuerySpec, actor: Actor, lapsed: Select[Any] | Collection[str] | None, *, today: date
+) -> _Plan:
     fact = _FACT_OF_METRIC[spec.metric]
     used = {*spec.group_by, *(f.dimension for f in spec.filters)}
     plan = _Plan(fact=fact, lines=bool(used & _LINE_DIMENSIONS))
     source: Select[Any]
     if fact == "orders":
-        source = select().select_from(Order).join(Customer, Customer.customer_id == Order.customer_id)
+        source = select().select_from(Order)
+        # An asker who sees everyone needs the customers only for their attributes: without them
+        # the orders are aggregated alone (a year of a million customers' orders: seconds less).
+        if used & set(CUSTOMER_DIMENSIONS) or not isinstance(customer_scope(actor), True_):
+            source = source.join(Customer, Customer.customer_id == Order.customer_id)
         source = source.where(counted_order_condition(today))
         if plan.lines:
             source = source.join(OrderItem, OrderItem.order_id == Order.order_id).join(
@@ -516,7 +526,7 @@ def compile_query(
     require_staff(actor)
     _check_combination(spec)
     _check_scope_of_filters(spec, actor)
-    plan = _plan(spec, lapsed, today=today)
+    plan = _plan(spec, actor, lapsed, today=today)
     conditions = _conditions(spec, plan, actor)
     keys: list[ColumnElement[Any]] = [
         _dimension_value(plan, dimension).label(f"d{i}") for i, dimension in enumerate(spec.group_by)
@@ -713,6 +723,10 @@ def run_query(session: Session, spec: QuerySpec, actor: Actor, *, today: date) -
     _check_filters_against_store(session, spec, actor)
     lapsed = _lapsed_source(session, spec, actor, today=today) if spec.metric == "lapsed_customers" else None
     count = _PART_COUNT.get(spec.metric, 1)
+    if session.get_bind().dialect.name == "postgresql":
+        # Grouping a month of a million customers' orders spills to disk at the default 4 MB;
+        # for this transaction only (SET LOCAL), as the chat's request is one.
+        session.execute(text(f"SET LOCAL work_mem = '{ANALYTICS_WORK_MEM}'"))
     found = session.execute(compile_query(spec, actor, today=today, lapsed=lapsed)).all()
     rows: list[tuple[Any, ...]] = []
     keys: list[tuple[str | None, ...]] = []
