@@ -29,6 +29,7 @@ from typing import Final, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 __all__ = [
     "ACCEPTED_FILE",
@@ -104,6 +105,22 @@ class StoreSettings(BaseSettings):
         description="The PostgreSQL server the store tests also run on (`make test` sets "
         "`postgresql+psycopg://postgres@127.0.0.1:5432/test`); unset, only SQLite is tested.",
     )
+
+    def tracker_database_url(self) -> str:
+        """Rasa's tracker store: `tracker_url`, else beside the CRM data (docs/architecture.md §4).
+
+        On SQLite it gets its own file, `tracker.db` next to the store's: Rasa runs SQLAlchemy 1.4
+        and the store SQLAlchemy 2, and two processes writing one SQLite file would contend. On
+        PostgreSQL it shares the store's database through Rasa's own tables (`crmbot.stack` gives
+        Rasa the psycopg2 driver of the bot environment).
+        """
+        if self.tracker_url:
+            return self.tracker_url
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite":
+            crm_file = Path(url.database or VAR_DIR / "crm.db")
+            return f"sqlite:///{crm_file.with_name('tracker.db')}"
+        return self.database_url
 
     @field_validator("today", mode="before")
     @classmethod

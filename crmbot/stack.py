@@ -19,7 +19,7 @@ import httpx
 from honcho.manager import Manager
 from sqlalchemy.engine import make_url
 
-from crm_store.settings import get_api_settings, get_stack_settings, get_store_settings
+from crm_store.settings import StoreSettings, get_api_settings, get_stack_settings, get_store_settings
 from crmbot import paths
 from crmbot.training import rasa_environment
 
@@ -45,7 +45,7 @@ class Stack:
         rasa_token = get_api_settings().rasa_token
         return cls(
             database_url=store.database_url,
-            tracker_url=store.tracker_url or default_tracker_url(store.database_url),
+            tracker_url=rasa_tracker_url(store),
             rasa_port=stack.rasa_port,
             action_port=stack.action_port,
             api_host=stack.api_host,
@@ -66,17 +66,13 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}/health"
 
 
-def default_tracker_url(database_url: str) -> str:
-    """Rasa's tracker store, beside the CRM data (docs/architecture.md §4).
-
-    On SQLite it gets its own file: Rasa runs SQLAlchemy 1.4 and the store SQLAlchemy 2, and two
-    processes writing one SQLite file would contend. On PostgreSQL it shares the database through
-    Rasa's own tables, with the psycopg2 driver that the bot environment has.
-    """
-    url = make_url(database_url)
+def rasa_tracker_url(store: StoreSettings) -> str:
+    """The tracker store as Rasa is given it: PostgreSQL through the bot environment's psycopg2."""
+    if store.tracker_url:
+        return store.tracker_url
+    url = make_url(store.tracker_database_url())
     if url.get_backend_name() == "sqlite":
-        crm_file = Path(url.database or paths.VAR_DIR / "crm.db")
-        return f"sqlite:///{crm_file.with_name('tracker.db')}"
+        return url.render_as_string(hide_password=False)
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 

@@ -77,7 +77,7 @@ from crm_store.analytics.customer_value import csat_average
 from crm_store.analytics.spec import Period
 from crm_store.db import create_engine_for
 from crm_store.models import Customer, HandoffCase, Outbox
-from crm_store.settings import VAR_DIR, StoreSettings, get_store_settings
+from crm_store.settings import get_store_settings
 from crm_store.vocab import OUTBOX_STATUS_FAILED, OUTBOX_STATUS_SENT
 
 __all__ = [
@@ -90,7 +90,6 @@ __all__ = [
     "ServiceMetrics",
     "service_metrics",
     "tracker_engine",
-    "tracker_url",
 ]
 
 SELF_SERVICE_ACTIONS: Final[frozenset[str]] = frozenset(
@@ -142,29 +141,14 @@ _STREAM_ROWS: Final = 2000
 _IN_CHUNK: Final = 500
 
 
-def tracker_url(settings: StoreSettings | None = None) -> str:
-    """Where Rasa keeps its trackers: `CRM_TRACKER_URL`, or the stack's default beside the CRM data.
-
-    The default is that of `crmbot up` (docs/architecture.md §4): `tracker.db` next to a SQLite
-    store's file, or the same PostgreSQL database (Rasa's own `events` table).
-    """
-    config = settings if settings is not None else get_store_settings()
-    if config.tracker_url:
-        return config.tracker_url
-    url = make_url(config.database_url)
-    if url.get_backend_name() == "sqlite":
-        crm_file = Path(url.database or VAR_DIR / "crm.db")
-        return f"sqlite:///{crm_file.with_name('tracker.db')}"
-    return config.database_url
-
-
 def tracker_engine(url: str | None = None) -> Engine | None:
-    """A read-only engine on the tracker store (`tracker_url()` by default); None when there is none.
+    """A read-only engine on the tracker store (`StoreSettings.tracker_database_url` by default); None
+    when there is none.
 
     A SQLite tracker is opened read-only (`mode=ro`), so reading can never create or change
     Rasa's file; a file that does not exist yet (Rasa never ran) gives None.
     """
-    sa_url = make_url(url if url is not None else tracker_url())
+    sa_url = make_url(url if url is not None else get_store_settings().tracker_database_url())
     if sa_url.get_backend_name() != "sqlite":
         return create_engine_for(sa_url.render_as_string(hide_password=False))
     if not sa_url.database or sa_url.database == ":memory:":
