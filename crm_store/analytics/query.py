@@ -85,6 +85,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Date,
     Float,
@@ -132,6 +133,7 @@ __all__ = [
     "format_answer",
     "run_query",
     "supported_dimensions",
+    "total_with_groups",
 ]
 
 _log = logging.getLogger(__name__)
@@ -161,6 +163,22 @@ _FACT_DIMENSIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "lapsed": CUSTOMER_DIMENSIONS,
 }
 _LINE_DIMENSIONS: Final = frozenset({"product", "category"})
+_CUSTOMER_ATTRIBUTES: Final = frozenset(CUSTOMER_DIMENSIONS) - {"customer"}
+_ADDITIVE_METRICS: Final = frozenset(
+    {
+        "sales",
+        "orders",
+        "avg_order_value",
+        "new_customers",
+        "complaints",
+        "avg_csat",
+        "pipeline_amount",
+        "weighted_pipeline",
+        "lapsed_customers",
+    }
+)
+"""Metrics whose parts are sums or counts of facts: over groups that split no fact, the total's
+parts are the sums of the groups' (not 客户数 or 复购率: a buyer may be in several groups)."""
 _MONEY: Final = Numeric(18, 2)
 ANALYTICS_WORK_MEM: Final = "64MB"
 """PostgreSQL's memory for the sorts and hashes of one question (SET LOCAL, its transaction only)."""
@@ -326,6 +344,8 @@ class _Plan:
     source: Select[Any] = field(default_factory=lambda: select())
     fact_day: SQLColumnExpression[Any] | None = None
     ticket: Any = None
+    # The fact's own customer id: grouping by customer needs no join with the customers for it.
+    customer_id: Any = field(default_factory=lambda: Customer.customer_id)
 
 
 def _check_combination(spec: QuerySpec) -> None:
@@ -356,9 +376,12 @@ def _plan(
     source: Select[Any]
     if fact == "orders":
         source = select().select_from(Order)
-        # An asker who sees everyone needs the customers only for their attributes: without them
-        # the orders are aggregated alone (a year of a million customers' orders: seconds less).
-        if used & set(CUSTOMER_DIMENSIONS) or not isinstance(customer_scope(actor), True_):
+        plan.customer_id = Order.customer_id
+        # An asker who sees everyone needs the customers only for their attributes (the customer
+        # id is the order's own): without them the orders are aggregated alone (a year of a
+        # million customers' orders: seconds less; a quarter's top customers: their names are
+        # joined to the ten kept only, `_named`).
+        if used & _CUSTOMER_ATTRIBUTES or not isinstance(customer_scope(actor), True_):
             source = source.join(Customer, Customer.customer_id == Order.customer_id)
         source = source.where(counted_order_condition(today))
         if plan.lines:
@@ -374,6 +397,7 @@ def _plan(
         # correlated with the fact; a ticket without a customer is nobody's but an admin's.
         ticket = aliased(Ticket, name="fact_ticket")
         plan.ticket = ticket
+        plan.customer_id = ticket.customer_id
         source = select().select_from(ticket).outerjoin(Customer, Customer.customer_id == ticket.customer_id)
         if fact == "ratings":
             source = source.where(ticket.rating.is_not(None))
@@ -381,6 +405,7 @@ def _plan(
         else:
             plan.fact_day = ticket.opened_at
     elif fact == "opportunities":
+        plan.customer_id = Opportunity.customer_id
         source = (
             select().select_from(Opportunity).join(Customer, Customer.customer_id == Opportunity.customer_id)
         )
@@ -409,8 +434,9 @@ def _dimension_value(plan: _Plan, dimension: str) -> SQLColumnExpression[Any]:
         return plan.owner.name  # type: ignore[no-any-return]
     if dimension == "complaint_category":
         return plan.ticket.category  # type: ignore[no-any-return]
+    if dimension == "customer":
+        return plan.customer_id  # type: ignore[no-any-return]
     columns: Mapping[str, SQLColumnExpression[Any]] = {
-        "customer": Customer.customer_id,
         "region": Customer.region,
         "city": Customer.city,
         "product": Product.name,
@@ -502,6 +528,48 @@ def _ordered(
     return statement.limit(spec.top_n) if spec.top_n is not None else statement
 
 
+def total_with_groups(spec: QuerySpec) -> bool:
+    """Whether the total over the whole filtered scope comes in the grouped statement's own rows.
+
+    So it does when the groups split no fact and the metric is additive (`_ADDITIVE_METRICS`):
+    the total's parts are then the sums of every group's parts, top-N or not, read by a window
+    `sum(…) OVER ()` over the groups (before the LIMIT) instead of a second pass over the facts.
+    Not for 产品 / 品类 groups (an order's lines fall in several, and the total of 销售额 is the
+    orders' amounts), nor for 客户数 and 复购率.
+    """
+    return (
+        bool(spec.group_by) and spec.metric in _ADDITIVE_METRICS and not set(spec.group_by) & _LINE_DIMENSIONS
+    )
+
+
+def _whole(part: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The sum of a group part over every group (a window over the grouped rows)."""
+    summed = func.sum(part).over()
+    # PostgreSQL sums counts as numeric: back to an integer, as the part itself is.
+    return cast(summed, BigInteger) if isinstance(part.type, Integer) else type_coerce(summed, part.type)
+
+
+def _named(
+    statement: Select[Any], spec: QuerySpec, sort: ColumnElement[Any], keys: Sequence[ColumnElement[Any]]
+) -> Select[Any]:
+    """The groups of `statement` ordered and cut to the top N, then the customers' names joined.
+
+    Grouped by the fact's customer id alone, the facts are aggregated without the customers
+    (when the scope needs none), and only the groups kept read a name: a quarter's top ten of a
+    million customers joins ten names, not a million.
+    """
+    ranked = _ordered(statement.add_columns(sort.label("rank")), spec, sort, keys).subquery("groups")
+    group_keys = [ranked.c[f"d{i}"] for i in range(len(keys))]
+    values = [column for column in ranked.c if column.key.startswith(("p", "t"))]
+    customer_key = group_keys[spec.group_by.index("customer")]
+    named = (
+        select(*group_keys, Customer.name.label("customer_name"), *values)
+        .select_from(ranked)
+        .outerjoin(Customer, Customer.customer_id == customer_key)
+    )
+    return _ordered(named, spec, ranked.c["rank"], group_keys)
+
+
 def compile_query(
     spec: QuerySpec,
     actor: Actor,
@@ -512,7 +580,8 @@ def compile_query(
     """One read-only, parameterised `Select` answering `spec` over `actor`'s scope.
 
     Its columns: for each dimension of `spec.group_by` its value (a customer's id then name, a
-    time bucket's first day), then the metric's parts (`QueryResult` is built from them by
+    time bucket's first day), then the metric's parts p0, p1 … and, when `total_with_groups(spec)`,
+    the total's parts t0, t1 … (the same in every row; `QueryResult` is built from them by
     `run_query`). Orders count up to `today` (`crm_store.lapse.counted_order_condition`).
     `lapsed`, needed for 流失客户数 only, is the lapsed customers (a select of their ids, or the
     ids), which `run_query` reads with the lapse rule.
@@ -531,15 +600,20 @@ def compile_query(
     keys: list[ColumnElement[Any]] = [
         _dimension_value(plan, dimension).label(f"d{i}") for i, dimension in enumerate(spec.group_by)
     ]
-    names = [Customer.name.label("customer_name")] if "customer" in spec.group_by else []
     if spec.metric == "repeat_rate":
-        return _repeat_rate_select(spec, plan, conditions, keys, names)
-    measure = _measure(spec.metric, plan)
-    parts = [part.label(f"p{i}") for i, part in enumerate(measure.parts)]
-    statement = plan.source.add_columns(*keys, *names, *parts).where(*conditions)
-    if spec.group_by:
-        statement = statement.group_by(*keys, *names)
-    return _ordered(statement, spec, measure.sort, keys)
+        statement, sort, keys = _repeat_rate_select(spec, plan, conditions, keys)
+    else:
+        measure = _measure(spec.metric, plan)
+        sort = measure.sort
+        parts = [part.label(f"p{i}") for i, part in enumerate(measure.parts)]
+        if total_with_groups(spec):
+            parts += [_whole(part).label(f"t{i}") for i, part in enumerate(measure.parts)]
+        statement = plan.source.add_columns(*keys, *parts).where(*conditions)
+        if spec.group_by:
+            statement = statement.group_by(*keys)
+    if "customer" in spec.group_by:
+        return _named(statement, spec, sort, keys)
+    return _ordered(statement, spec, sort, keys)
 
 
 def _repeat_rate_select(
@@ -547,26 +621,27 @@ def _repeat_rate_select(
     plan: _Plan,
     conditions: Sequence[ColumnElement[bool]],
     keys: Sequence[ColumnElement[Any]],
-    names: Sequence[ColumnElement[Any]],
-) -> Select[Any]:
-    """Buyers per group with their counted orders in it, then the groups: repeaters and buyers."""
+) -> tuple[Select[Any], ColumnElement[Any], list[ColumnElement[Any]]]:
+    """Buyers per group with their counted orders in it, then the groups: repeaters and buyers.
+
+    Returns the grouped statement (not ordered yet), the expression it is ranked by and its keys.
+    """
     orders = func.count(Order.order_id.distinct()) if plan.lines else func.count(Order.order_id)
     per_buyer = (
-        plan.source.add_columns(*keys, *names, Order.customer_id.label("buyer"), orders.label("orders"))
+        plan.source.add_columns(*keys, Order.customer_id.label("buyer"), orders.label("orders"))
         .where(*conditions)
-        .group_by(*keys, *names, Order.customer_id)
+        .group_by(*keys, Order.customer_id)
         .subquery("buyers")
     )
-    outer_keys = [per_buyer.c[f"d{i}"] for i in range(len(keys))]
-    outer_names = [per_buyer.c.customer_name] if names else []
+    outer_keys: list[ColumnElement[Any]] = [per_buyer.c[f"d{i}"] for i in range(len(keys))]
     repeaters = func.sum(case((per_buyer.c.orders >= 2, 1), else_=0))
     buyers = func.count()
     statement = select(
-        *outer_keys, *outer_names, type_coerce(repeaters, Integer).label("p0"), buyers.label("p1")
+        *outer_keys, type_coerce(repeaters, Integer).label("p0"), buyers.label("p1")
     ).select_from(per_buyer)
     if spec.group_by:
-        statement = statement.group_by(*outer_keys, *outer_names)
-    return _ordered(statement, spec, _ratio(repeaters, buyers), outer_keys)
+        statement = statement.group_by(*outer_keys)
+    return statement, _ratio(repeaters, buyers), outer_keys
 
 
 # -- running it ------------------------------------------------------------------------------------------
@@ -666,8 +741,9 @@ def _labels(spec: QuerySpec, row: Any) -> tuple[list[Any], list[str | None]]:
     return labels, keys
 
 
-def _parts(row: Any, count: int) -> list[Any]:
-    return [row._mapping[f"p{i}"] for i in range(count)]
+def _parts(row: Any, count: int, prefix: str = "p") -> list[Any]:
+    """The metric's parts of a row: its group's (p0 …) or, with `prefix` "t", the total's."""
+    return [row._mapping[f"{prefix}{i}"] for i in range(count)]
 
 
 _PART_COUNT: Final = {"avg_order_value": 2, "repeat_rate": 2, "avg_csat": 2}
@@ -701,9 +777,10 @@ def _interpretation(spec: QuerySpec, *, today: date) -> str:
 def run_query(session: Session, spec: QuerySpec, actor: Actor, *, today: date) -> QueryResult:
     """Answer `spec` for `actor` on `today`: the groups (at most `top_n`) and the total.
 
-    Two statements (the groups, then the total over the whole filtered scope without grouping),
-    plus the lapse rule's reads for 流失客户数 and, for filters, a check that their values are
-    within the scope. Nothing is written.
+    One statement for the groups and the total (`total_with_groups`; otherwise a second one
+    for the total over the whole filtered scope without grouping), plus the lapse rule's reads
+    for 流失客户数 and, for filters, a check that their values are within the scope. Nothing is
+    written.
 
     Raises:
         Forbidden: Not staff ("staff_only"); a filter outside the scope ("out_of_scope").
@@ -734,7 +811,9 @@ def run_query(session: Session, spec: QuerySpec, actor: Actor, *, today: date) -
         labels, row_keys = _labels(spec, row)
         rows.append((*labels, _value(spec.metric, _parts(row, count))))
         keys.append(tuple(row_keys))
-    if spec.group_by:
+    if total_with_groups(spec):
+        total = _value(spec.metric, _parts(found[0], count, "t") if found else [None] * count)
+    elif spec.group_by:
         overall = spec.with_changes(group_by=(), top_n=None)
         whole = session.execute(compile_query(overall, actor, today=today, lapsed=lapsed)).one()
         total = _value(spec.metric, _parts(whole, count))

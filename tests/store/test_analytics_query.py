@@ -522,3 +522,63 @@ def test_last_seven_days_by_day(session: Session) -> None:
         if week.start <= day <= week.end:
             expected[day.isoformat()] += 1
     assert by_key(ask(session, "E08", QuerySpec("orders", group_by=("day",), period=week))) == dict(expected)
+
+
+# -- the total read with the groups (one statement) ------------------------------------------------------
+
+
+def test_a_regions_top_three_customers_come_with_the_whole_regions_total(session: Session) -> None:
+    totals = rows(
+        session,
+        "SELECT o.customer_id, c.name, sum(o.amount) FROM orders o JOIN customers c USING (customer_id)"
+        f" WHERE c.region = '华东' AND o.order_date BETWEEN '2026-07-01' AND '2026-09-30' AND {COUNTED}"
+        " GROUP BY o.customer_id, c.name",
+    )
+    assert len(totals) > 3
+    ranked = sorted(totals, key=lambda r: (-money(r[2]), r[0]))[:3]
+    spec = QuerySpec("sales", group_by=("customer",), period=LAST_QUARTER, top_n=3)
+    top = ask(session, "E01", spec)
+    assert top.rows == tuple(
+        (f"{name}（{customer_id}）", money(amount)) for customer_id, name, amount in ranked
+    )
+    assert [keys[0] for keys in top.keys] == [r[0] for r in ranked]
+    # The total is the region's, every customer of it, not the three shown.
+    assert top.total == sum((money(r[2]) for r in totals), Decimal(0))
+
+
+def test_counts_and_means_grouped_by_time_total_over_the_whole_period(session: Session) -> None:
+    (counted,) = rows(
+        session,
+        f"SELECT count(*) FROM orders o WHERE o.order_date BETWEEN '2026-01-01' AND '2026-11-23'"
+        f" AND {COUNTED}",
+    )[0]
+    result = ask(session, "E08", QuerySpec("orders", group_by=("month",), period=THIS_YEAR))
+    assert result.total == counted > 0
+    assert type(result.total) is int
+    assert format_answer(result).startswith(f"按月统计 今年 的订单数，合计 {counted:,} 单")
+    rated = {
+        "T00001": (5, date(2026, 9, 3)),
+        "T00002": (2, date(2026, 10, 8)),
+        "T00003": (4, date(2026, 10, 9)),
+    }
+    for ticket_id, (rating, day) in rated.items():
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        ticket.rating, ticket.rated_at = rating, datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    session.flush()
+    (mean,) = rows(session, "SELECT avg(rating) FROM tickets WHERE rating IS NOT NULL")[0]
+    by_month = ask(session, "E08", QuerySpec("avg_csat", group_by=("month",)))
+    assert by_key(by_month) == pytest.approx({"2026-09": 5.0, "2026-10": 3.0})
+    assert by_month.total == pytest.approx(float(mean)) == pytest.approx(11 / 3)
+
+
+def test_groups_of_nothing_have_no_total(session: Session) -> None:
+    long_ago = Period(date(2001, 1, 1), date(2001, 12, 31), "2001年")
+    sales = ask(session, "E08", QuerySpec("sales", group_by=("region",), period=long_ago))
+    assert sales.rows == ()
+    assert sales.total == 0
+    average = ask(
+        session, "E08", QuerySpec("avg_order_value", group_by=("customer",), period=long_ago, top_n=5)
+    )
+    assert average.rows == ()
+    assert average.total is None
