@@ -1123,7 +1123,6 @@ def _cold_view(
     others = OtherLoad()
     timed_out = False
     for sample in chosen:
-        customer360.clear_tier_cache()
         lapse.clear_population_gap_cache()
         actor = actors.get(sample.owner_id)
         statements.active = True

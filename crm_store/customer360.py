@@ -383,13 +383,6 @@ def mask_email(email: str | None) -> str | None:
     return f"{local[:2]}***@{domain}"
 
 
-def clear_tier_cache() -> None:
-    """Nothing to clear any more: the tier is read from `customer_scores`, not from hourly cut-offs.
-
-    Kept for the benchmark that cleared the old cache (bench/staff_scale.py).
-    """
-
-
 @dataclass(frozen=True)
 class OrderLine:
     order_id: str

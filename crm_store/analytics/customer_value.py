@@ -38,7 +38,8 @@ the questions grouped by 客户等级 read): on PostgreSQL one INSERT … SELECT
 window functions (rank, running sums), so a million customers take minutes; on SQLite (small
 stores) the counted orders are streamed customer by customer into the same pure functions.
 `customer_value_tier` reads one customer's tier from their row, or computes it with the same rule
-when they have none yet. `repeat_purchase_rate` and `csat_average` are figures over an actor's scope.
+when they have none yet. `csat_average` is the tickets' mean rating over an actor's scope (the
+service metrics'); 复购率 is the semantic layer's (`crm_store.analytics.query`), not repeated here.
 """
 
 import calendar
@@ -95,7 +96,6 @@ __all__ = [
     "LOYAL_ORDERS_PER_YEAR",
     "CsatAverage",
     "CustomerFacts",
-    "RepeatPurchase",
     "ScoreRow",
     "bucket_score",
     "churn_risk",
@@ -106,7 +106,6 @@ __all__ = [
     "lifetime_value",
     "months_before",
     "refresh_scores",
-    "repeat_purchase_rate",
     "score_customers",
     "tier_by_revenue_share",
     "unscored_customer",
@@ -698,39 +697,6 @@ def customer_value_tier(
 
 def _sees_everyone(actor: Actor) -> bool:
     return actor.role == "admin" or (actor.role == "manager" and actor.region == ALL_REGIONS)
-
-
-@dataclass(frozen=True)
-class RepeatPurchase:
-    """Buyers of a period and how many bought on two days or more; `rate` None without a buyer."""
-
-    buyers: int
-    repeat_buyers: int
-
-    @property
-    def rate(self) -> float | None:
-        return self.repeat_buyers / self.buyers if self.buyers else None
-
-
-def repeat_purchase_rate(session: Session, actor: Actor, *, start: date, end: date) -> RepeatPurchase:
-    """The customers in the actor's scope with a counted order dated `start`..`end`, and how many of
-    them have two or more distinct purchase days in it (two orders of one day are one purchase).
-
-    Raises:
-        Forbidden: The actor is not staff ("staff_only").
-    """
-    require_staff(actor)
-    days = (
-        select(Order.customer_id, func.count(func.distinct(Order.order_date)).label("days"))
-        .join(Customer, Customer.customer_id == Order.customer_id)
-        .where(counted_order_condition(end), Order.order_date >= start, customer_scope(actor))
-        .group_by(Order.customer_id)
-        .subquery()
-    )
-    buyers, repeaters = session.execute(
-        select(func.count(), func.count().filter(days.c.days >= 2)).select_from(days)
-    ).one()
-    return RepeatPurchase(buyers=int(buyers or 0), repeat_buyers=int(repeaters or 0))
 
 
 @dataclass(frozen=True)

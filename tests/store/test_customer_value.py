@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_store.access import CUSTOMER, actor_for
+from crm_store.access import actor_for
 from crm_store.analytics.customer_value import (
     bucket_score,
     churn_risk,
@@ -20,10 +20,8 @@ from crm_store.analytics.customer_value import (
     customer_value_tier,
     lifetime_value,
     refresh_scores,
-    repeat_purchase_rate,
 )
 from crm_store.customer360 import customer_view
-from crm_store.errors import Forbidden
 from crm_store.lapse import clear_population_gap_cache, lapsed_customers
 from crm_store.models import Customer, CustomerScore, Order, Ticket
 from crm_store.settings import AnalyticsSettings
@@ -310,33 +308,6 @@ def test_the_360_view_shows_the_scores_and_agrees_before_and_after_a_refresh(
 
 
 # -- figures over a scope ----------------------------------------------------------------------------
-
-
-def test_repeat_purchase_rate_over_the_scope(demo_store: sessionmaker[Session]) -> None:
-    start = date(2026, 1, 1)
-    with demo_store() as session:
-        e02, e08 = actor_for(session, "E02"), actor_for(session, "E08")
-        by_customer = session.execute(
-            text(
-                "SELECT o.customer_id, c.owner_id, COUNT(DISTINCT o.order_date) FROM orders o "
-                "JOIN customers c ON c.customer_id = o.customer_id "
-                "WHERE o.status NOT IN ('待付款', '已取消', '已退款') AND o.order_date >= :start "
-                "AND o.order_date <= :end GROUP BY o.customer_id, c.owner_id"
-            ),
-            {"start": start, "end": TODAY},
-        ).all()
-        everyone = repeat_purchase_rate(session, e08, start=start, end=TODAY)
-        own = repeat_purchase_rate(session, e02, start=start, end=TODAY)
-        with pytest.raises(Forbidden):
-            repeat_purchase_rate(session, CUSTOMER, start=start, end=TODAY)
-    assert (everyone.buyers, everyone.repeat_buyers) == (
-        len(by_customer),
-        sum(1 for _, _, days in by_customer if days >= 2),
-    )
-    mine = [days for _, owner, days in by_customer if owner == "E02"]
-    assert (own.buyers, own.repeat_buyers) == (len(mine), sum(1 for days in mine if days >= 2))
-    assert 0 < own.buyers < everyone.buyers
-    assert everyone.rate == pytest.approx(everyone.repeat_buyers / everyone.buyers)
 
 
 def test_csat_average_over_the_scope_and_period(demo_store: sessionmaker[Session]) -> None:
