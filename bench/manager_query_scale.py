@@ -217,7 +217,8 @@ def _write(rows: list[dict[str, object]], counts: dict[str, int], args: argparse
         [
             f"Store: PostgreSQL, rows: {count_line}; seeded, synthetic, the generator of "
             "`bench.staff_scale`. Each question is `crm_store.analytics.query.run_query` (the groups "
-            "and the total: two statements, plus the scope check of its filters) as the employee "
+            "and the total: one statement, two for sales by product, plus the scope check of its "
+            "filters) as the employee "
             "who would ask it, in its own session; cold: the first time after the load, warm: at "
             f"once again. others: the share of the {os.cpu_count()} cores other processes used meanwhile.",
             "",
