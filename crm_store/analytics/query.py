@@ -179,6 +179,8 @@ _ADDITIVE_METRICS: Final = frozenset(
 )
 """Metrics whose parts are sums or counts of facts: over groups that split no fact, the total's
 parts are the sums of the groups' (not 客户数 or 复购率: a buyer may be in several groups)."""
+_DAY_FIRST_METRICS: Final = frozenset({"sales", "orders", "avg_order_value"})
+"""Order metrics whose parts are sums or counts of orders (`_by_day_first`)."""
 _MONEY: Final = Numeric(18, 2)
 ANALYTICS_WORK_MEM: Final = "64MB"
 """PostgreSQL's memory for the sorts and hashes of one question (SET LOCAL, its transaction only)."""
@@ -547,11 +549,56 @@ def total_with_groups(spec: QuerySpec) -> bool:
     )
 
 
+def _typed(summed: ColumnElement[Any], part_type: Any) -> ColumnElement[Any]:
+    """A sum of parts typed as the parts: PostgreSQL sums counts as numeric, back to an integer."""
+    return cast(summed, BigInteger) if isinstance(part_type, Integer) else type_coerce(summed, part_type)
+
+
 def _whole(part: ColumnElement[Any]) -> ColumnElement[Any]:
     """The sum of a group part over every group (a window over the grouped rows)."""
-    summed = func.sum(part).over()
-    # PostgreSQL sums counts as numeric: back to an integer, as the part itself is.
-    return cast(summed, BigInteger) if isinstance(part.type, Integer) else type_coerce(summed, part.type)
+    return _typed(func.sum(part).over(), part.type)
+
+
+def _by_day_first(spec: QuerySpec, plan: _Plan) -> bool:
+    """Whether orders grouped by a week, month, quarter or year are summed per day first.
+
+    Bucketing every order's date (`date_trunc`) costs more than the aggregation: a year's 1.1M
+    orders summed per day give 334 rows, and only those are bucketed (orders per month of a
+    year: 25-30 % less at 1M customers). Each part is a sum or a count of orders (distinct
+    orders with lines) and an order has one day, so a bucket's parts are the sums of its days'.
+    """
+    coarse = any(dimension in TIME_GRAINS and dimension != "day" for dimension in spec.group_by)
+    return plan.fact == "orders" and spec.metric in _DAY_FIRST_METRICS and coarse
+
+
+def _day_first_select(
+    spec: QuerySpec, plan: _Plan, conditions: Sequence[ColumnElement[bool]], measure: _Measure
+) -> tuple[Select[Any], ColumnElement[Any], list[ColumnElement[Any]]]:
+    """The groups of `_by_day_first`: the parts per day (and other keys), then per bucket.
+
+    Returns the grouped statement (not ordered yet), the expression it is ranked by and its keys.
+    """
+    assert plan.fact_day is not None
+    day_keys = [
+        (plan.fact_day if dimension in TIME_GRAINS else _dimension_value(plan, dimension)).label(f"d{i}")
+        for i, dimension in enumerate(spec.group_by)
+    ]
+    days = (
+        plan.source.add_columns(*day_keys, *(part.label(f"p{i}") for i, part in enumerate(measure.parts)))
+        .where(*conditions)
+        .group_by(*day_keys)
+        .subquery("days")
+    )
+    keys: list[ColumnElement[Any]] = [
+        (_bucket(dimension, days.c[f"d{i}"]) if dimension in TIME_GRAINS else days.c[f"d{i}"]).label(f"d{i}")
+        for i, dimension in enumerate(spec.group_by)
+    ]
+    sums = [_typed(func.sum(days.c[f"p{i}"]), part.type) for i, part in enumerate(measure.parts)]
+    parts = [summed.label(f"p{i}") for i, summed in enumerate(sums)]
+    if total_with_groups(spec):
+        parts += [_whole(summed).label(f"t{i}") for i, summed in enumerate(sums)]
+    sort = sums[0] if len(sums) == 1 else _ratio(sums[0], sums[1])  # avg_order_value: sales / orders
+    return select(*keys, *parts).select_from(days).group_by(*keys), sort, keys
 
 
 def _named(
@@ -607,6 +654,8 @@ def compile_query(
     ]
     if spec.metric == "repeat_rate":
         statement, sort, keys = _repeat_rate_select(spec, plan, conditions, keys)
+    elif _by_day_first(spec, plan):
+        statement, sort, keys = _day_first_select(spec, plan, conditions, _measure(spec.metric, plan))
     else:
         measure = _measure(spec.metric, plan)
         sort = measure.sort

@@ -582,3 +582,31 @@ def test_groups_of_nothing_have_no_total(session: Session) -> None:
     )
     assert average.rows == ()
     assert average.total is None
+
+
+def test_orders_by_category_and_month_and_the_best_months_average_order(session: Session) -> None:
+    lines = rows(
+        session,
+        "SELECT p.category, o.order_id, o.order_date, o.amount FROM order_items i"
+        " JOIN orders o ON o.order_id = i.order_id JOIN products p ON p.product_id = i.product_id"
+        f" WHERE o.order_date BETWEEN '2026-01-01' AND '2026-11-23' AND {COUNTED}",
+    )
+    orders_of: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for category, order_id, day, _ in lines:
+        orders_of[(category, str(day)[:7])].add(order_id)
+    spec = QuerySpec("orders", group_by=("category", "month"), period=THIS_YEAR)
+    result = ask(session, "E08", spec)
+    assert by_key(result) == {key: len(ids) for key, ids in orders_of.items()}
+    assert result.total == len({order_id for _, order_id, _, _ in lines})
+    sales: dict[str, Decimal] = defaultdict(Decimal)
+    orders: dict[str, int] = defaultdict(int)
+    for day, amount in _counted_orders(session):
+        if THIS_YEAR.start <= day <= THIS_YEAR.end:
+            sales[f"{day.year}-{day.month:02d}"] += amount
+            orders[f"{day.year}-{day.month:02d}"] += 1
+    average = {month: (sales[month] / orders[month]).quantize(CENT) for month in sales}
+    best = sorted(average, key=lambda month: -sales[month] / orders[month])[:2]
+    top = ask(session, "E08", QuerySpec("avg_order_value", group_by=("month",), period=THIS_YEAR, top_n=2))
+    assert [keys[0] for keys in top.keys] == best
+    assert [row[-1] for row in top.rows] == [average[month] for month in best]
+    assert top.total == (sum(sales.values(), Decimal(0)) / sum(orders.values())).quantize(CENT)
