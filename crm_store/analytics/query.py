@@ -579,7 +579,7 @@ def _day_first_select(
     Returns the grouped statement (not ordered yet), the expression it is ranked by and its keys.
     """
     assert plan.fact_day is not None
-    day_keys = [
+    day_keys: list[ColumnElement[Any]] = [
         (plan.fact_day if dimension in TIME_GRAINS else _dimension_value(plan, dimension)).label(f"d{i}")
         for i, dimension in enumerate(spec.group_by)
     ]
