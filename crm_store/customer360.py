@@ -65,15 +65,7 @@ from sqlalchemy.orm import Session, aliased
 
 from crm_store.access import Actor, customer_scope, require_staff
 from crm_store.analytics.customer_value import (
-    LIFECYCLE_AT_RISK,
-    LIFECYCLE_LOST,
-    LIFECYCLE_LOYAL,
-    LIFECYCLE_NEW,
-    LIFECYCLE_PROSPECT,
-    LIFECYCLE_RETURNING,
-    LIFECYCLE_STATUSES,
     LOST_AFTER_DAYS,
-    LOYAL_ORDERS_PER_YEAR,
     ScoreRow,
     lifecycle_status,
     unscored_customer,
@@ -89,21 +81,11 @@ from crm_store.reminders import next_birthday
 from crm_store.vocab import CUSTOMER_TYPE_COMPANY, TICKET_OPEN_STATUSES
 
 __all__ = [
-    "LIFECYCLE_AT_RISK",
-    "LIFECYCLE_LOST",
-    "LIFECYCLE_LOYAL",
-    "LIFECYCLE_NEW",
-    "LIFECYCLE_PROSPECT",
-    "LIFECYCLE_RETURNING",
-    "LIFECYCLE_STATUSES",
-    "LOST_AFTER_DAYS",
-    "LOYAL_ORDERS_PER_YEAR",
     "CustomerMatch",
     "CustomerView",
     "company_short_names",
     "customer_view",
     "find_customers",
-    "lifecycle_status",
     "mask_email",
 ]
 

@@ -8,19 +8,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.access import CUSTOMER, Actor, actor_for
-from crm_store.customer360 import (
+from crm_store.analytics.customer_value import (
     LIFECYCLE_AT_RISK,
     LIFECYCLE_LOST,
     LIFECYCLE_LOYAL,
     LIFECYCLE_NEW,
     LIFECYCLE_PROSPECT,
     LIFECYCLE_RETURNING,
-    company_short_names,
-    customer_view,
-    find_customers,
     lifecycle_status,
-    mask_email,
 )
+from crm_store.customer360 import company_short_names, customer_view, find_customers, mask_email
 from crm_store.errors import Forbidden, NotFound
 from crm_store.models import AuditLog, Customer, Order
 
