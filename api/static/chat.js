@@ -37,14 +37,13 @@
   const staffSubmit = document.getElementById("staff-submit");
   const staffCancel = document.getElementById("staff-cancel");
 
-  const STAFF_KEY = "xiaozhushou.staff";
   const ROLE_NAMES = { sales: "销售", manager: "经理", service: "客服", admin: "管理员" };
   const CUSTOMER_SUBTITLE = subtitle.textContent;
   const STAFF_SUBTITLE = "员工模式 · 客户档案 · 拜访记录 · 商机 · 提醒";
   const SESSION_EXPIRED = "员工登录已过期，请重新登录。";
 
   let busy = false;
-  let staff = loadStaff();
+  let staff = staffSession.load().staff;
 
   // crypto.randomUUID exists only on https or localhost; getRandomValues works on plain http too.
   function randomSender() {
@@ -71,26 +70,6 @@
 
   // --- staff sign-in --------------------------------------------------------------------------
 
-  function loadStaff() {
-    try {
-      const saved = JSON.parse(sessionStorage.getItem(STAFF_KEY) || "null");
-      if (saved && typeof saved.token === "string" && saved.expiresAt > Date.now()) return saved;
-      sessionStorage.removeItem(STAFF_KEY);
-    } catch (_) {
-      // Storage disabled: staff sign in again after a reload.
-    }
-    return null;
-  }
-
-  function saveStaff() {
-    try {
-      if (staff) sessionStorage.setItem(STAFF_KEY, JSON.stringify(staff));
-      else sessionStorage.removeItem(STAFF_KEY);
-    } catch (_) {
-      // The sign-in lasts as long as the page.
-    }
-  }
-
   function withAuth(headers) {
     return staff ? Object.assign({}, headers, { Authorization: "Bearer " + staff.token }) : headers;
   }
@@ -115,7 +94,7 @@
 
   function signOut(notice) {
     staff = null;
-    saveStaff();
+    staffSession.save(staff);
     showStaff();
     if (notice) addBubble("bot", notice, true);
   }
@@ -147,7 +126,7 @@
           role: body.role,
           expiresAt: Date.now() + body.expires_in * 1000,
         };
-        saveStaff();
+        staffSession.save(staff);
         showStaff();
         staffPassword.value = "";
         openLogin(false);
@@ -178,7 +157,7 @@
         const me = await response.json();
         staff.name = me.name;
         staff.role = me.role;
-        saveStaff();
+        staffSession.save(staff);
         showStaff();
       }
     } catch (_) {

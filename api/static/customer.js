@@ -1,11 +1,10 @@
-// Staff page of one customer, /customers/{id}: reads the staff sign-in the chat page keeps in
-// sessionStorage, calls GET /api/customers/{id} and shows the 360 view (the body of
+// Staff page of one customer, /customers/{id}: reads the staff sign-in the chat page keeps
+// (staff-session.js), calls GET /api/customers/{id} and shows the 360 view (the body of
 // crm_store/customer360.py CustomerView.to_json). Plain JS, no dependencies (offline machines);
 // every value is set with textContent, never parsed as HTML.
 (() => {
   "use strict";
 
-  const STAFF_KEY = "xiaozhushou.staff"; // chat.js: {token, expiresAt, employeeId, name, role}
   const ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
   const CHANNELS = { web: "网页聊天", wechat: "微信", sms: "短信", email: "邮件" };
   const NONE = "无";
@@ -39,16 +38,7 @@
 
   // --- sign-in and notices -----------------------------------------------------------------------
 
-  function readSignIn() {
-    try {
-      const saved = JSON.parse(sessionStorage.getItem(STAFF_KEY) || "null");
-      if (saved && typeof saved.token === "string" && saved.expiresAt > Date.now()) return { staff: saved };
-      sessionStorage.removeItem(STAFF_KEY);
-      return { staff: null, expired: saved !== null };
-    } catch (_) {
-      return { staff: null, expired: false };
-    }
-  }
+
 
   // action: {text, href} for a link, {text, retry} for a button.
   function showNotice(message, action) {
@@ -268,7 +258,7 @@
       showNotice("没有找到这位客户，或不在您的权限范围内。");
       return;
     }
-    const { staff, expired } = readSignIn();
+    const { staff, expired } = staffSession.load();
     if (!staff) {
       askToSignIn(expired);
       return;
@@ -294,11 +284,7 @@
       }
     }
     if (response.status === 401) {
-      try {
-        sessionStorage.removeItem(STAFF_KEY); // the chat page would end it the same way
-      } catch (_) {
-        // Storage disabled: nothing kept.
-      }
+      staffSession.save(null); // the chat page would end it the same way
       askToSignIn(true);
     } else if (response.status === 403) {
       showNotice("您的账号没有查看客户档案的权限。");

@@ -4,12 +4,11 @@
 // carries: the spec as base64url JSON). Charts are drawn by plotly.js, served by the API itself
 // (/static/vendor/plotly.min.js): nothing is loaded from the internet.
 //
-// Sign-in is the chat page's: the same sessionStorage entry (xiaozhushou.staff), so an employee
+// Sign-in is the chat page's (staff-session.js), so an employee
 // signed in on the chat is signed in here; otherwise a small form signs in and keeps it the same way.
 (() => {
   "use strict";
 
-  const STAFF_KEY = "xiaozhushou.staff";
   const ROLE_NAMES = { sales: "销售", manager: "经理", service: "客服", admin: "管理员" };
   const NETWORK_ERROR = "网络连接异常，请检查网络后重试。";
   const GENERIC_ERROR = "抱歉，数据暂时无法加载，请稍后再试。";
@@ -21,30 +20,10 @@
   const signInForm = $("sign-in");
   const signOutButton = $("sign-out");
 
-  let staff = readStaff();
+  let staff = staffSession.load().staff;
   let previousSpec = null;
 
   // --- sign-in (shared with the chat page) ------------------------------------------------------
-
-  function readStaff() {
-    try {
-      const saved = JSON.parse(sessionStorage.getItem(STAFF_KEY) || "null");
-      if (saved && typeof saved.token === "string" && saved.expiresAt > Date.now()) return saved;
-      sessionStorage.removeItem(STAFF_KEY);
-    } catch (_) {
-      // Storage disabled: sign in for as long as the page lasts.
-    }
-    return null;
-  }
-
-  function keepStaff() {
-    try {
-      if (staff) sessionStorage.setItem(STAFF_KEY, JSON.stringify(staff));
-      else sessionStorage.removeItem(STAFF_KEY);
-    } catch (_) {
-      // The sign-in lasts as long as the page.
-    }
-  }
 
   function showStatus(message) {
     statusBox.textContent = message || "";
@@ -63,7 +42,7 @@
 
   function signOut(message) {
     staff = null;
-    keepStaff();
+    staffSession.save(staff);
     showSignedIn();
     showStatus(message || "");
   }
@@ -92,7 +71,7 @@
           role: body.role,
           expiresAt: Date.now() + body.expires_in * 1000,
         };
-        keepStaff();
+        staffSession.save(staff);
         $("password").value = "";
         start();
       } else {
