@@ -317,10 +317,9 @@ def bucket_range(grain: str, value: str) -> tuple[date, date]:
             return first, _next_month(first, 1) - timedelta(days=1)
         if grain == "quarter":
             year, quarter = value.split("-Q")
-            first = date(int(year), 3 * (int(quarter) - 1) + 1, 1)
-            if not 1 <= int(quarter) <= 4:
-                raise ValueError(value)
-            return first, _next_month(first, 3) - timedelta(days=1)
+            if 1 <= int(quarter) <= 4:
+                first = date(int(year), 3 * (int(quarter) - 1) + 1, 1)
+                return first, _next_month(first, 3) - timedelta(days=1)
         if grain == "year":
             return date(int(value), 1, 1), date(int(value), 12, 31)
     except ValueError:
@@ -421,7 +420,9 @@ def _plan(
         plan.fact_day = Opportunity.expected_close
     else:
         if lapsed is None:
-            raise ValueError("lapsed_customers needs the lapsed customers (run_query reads them)")
+            raise TypeError(
+                "lapsed_customers needs the lapsed customers (run_query reads them): a programming error"
+            )
         source = select().select_from(Customer).where(Customer.customer_id.in_(lapsed))
     if "sales_rep" in used:
         plan.owner = aliased(Employee, name="owner")
