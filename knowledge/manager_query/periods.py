@@ -395,7 +395,10 @@ def find_periods(text: str, *, today: date) -> list[PeriodMention]:
     found: list[PeriodMention] = []
     for pattern, resolve in _RULES:
         for match in pattern.finditer("".join(work)):
-            resolved = resolve(match, today)
+            try:
+                resolved = resolve(match, today)
+            except (OverflowError, ValueError):  # "最近99999999天": before the calendar starts
+                resolved = None
             if resolved is None:
                 continue
             found.append(PeriodMention(match.start(), match.end(), resolved))

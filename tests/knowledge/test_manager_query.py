@@ -247,6 +247,17 @@ def test_periods_carry_labels_for_the_answer(vocabulary: Vocabulary) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "question", ["最近99999999天的销售额", "过去100000年的订单数", "近9999999999个月的投诉数"]
+)
+def test_a_range_beyond_the_calendar_is_no_period_not_a_crash(vocabulary: Vocabulary, question: str) -> None:
+    outcome = parse_question(question, vocabulary=vocabulary, today=TODAY)
+
+    # The default period applies, and the answer says which one it used.
+    assert isinstance(outcome, Parsed) and outcome.spec.period is not None
+    assert outcome.spec.period.label == "2026年11月（截至23日）"
+
+
 FOLLOW_UPS: list[tuple[str, str, dict[str, Any]]] = [
     ("上个月华东区销售额最高的五个客户", "那上上个月呢",
      _spec("sales", ("customer",), {"region": ("华东",)}, ("2026-09-01", "2026-09-30"), 5)),
