@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("value_tier", sa.String(length=8), nullable=False),
         sa.Column("lifecycle", sa.String(length=8), nullable=False),
         sa.Column("clv", sa.Numeric(precision=12, scale=2), server_default="0", nullable=False),
-        sa.Column("churn_risk", sa.Float(), server_default="0", nullable=False),
+        sa.Column("churn_risk", sa.Double(), server_default="0", nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.customer_id"],
