@@ -664,3 +664,38 @@ class CustomerScore(Base):
 
     def __repr__(self) -> str:
         return f"CustomerScore({self.customer_id!r}, {self.value_tier!r}, {self.lifecycle!r})"
+
+
+class WechatLink(Base):
+    """A WeChat Official Account follower (`openid`) known to be one customer (crm_store/wechat_links.py).
+
+    Set when the follower proved who they are in the WeChat chat; "解绑" removes it. The openid is
+    only ever read here, by the channel: logs and the audit trail know it by its pseudonym.
+    """
+
+    __tablename__ = "wechat_links"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id", ondelete="CASCADE"), index=True
+    )
+    linked_at: Mapped[CreatedAt]
+
+    def __repr__(self) -> str:
+        return f"WechatLink({self.customer_id!r})"
+
+
+class WechatSeenMessage(Base):
+    """A WeChat callback already taken (its MsgId, or a key of an event), so a retry is never answered twice.
+
+    WeChat retries a callback it got no answer to within 5 s, up to three times; several API workers
+    may get the copies. Rows older than a day are purged (`crm_store.wechat_links.purge_seen`).
+    """
+
+    __tablename__ = "wechat_seen_messages"
+
+    msg_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+    def __repr__(self) -> str:
+        return f"WechatSeenMessage({self.msg_key!r})"
