@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from api import errors
+from api.channels import wechat
 from api.routes import (
     analytics,
     auth,
@@ -122,6 +123,7 @@ def create_app() -> FastAPI:
     api_router.include_router(analytics.router)
     app.include_router(api_router)
     app.include_router(health.router)
+    app.include_router(wechat.router)
     # The dashboard page and plotly.js from the installed package (before the /static mount).
     app.include_router(analytics.pages)
 

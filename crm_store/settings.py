@@ -46,6 +46,7 @@ __all__ = [
     "KnowledgeSettings",
     "StackSettings",
     "StoreSettings",
+    "WechatSettings",
     "child_environment",
     "force_offline",
     "general_model_dir",
@@ -55,6 +56,7 @@ __all__ = [
     "get_knowledge_settings",
     "get_stack_settings",
     "get_store_settings",
+    "get_wechat_settings",
     "pin_today",
 ]
 
@@ -481,6 +483,42 @@ class AnalyticsSettings(BaseSettings):
         return self
 
 
+class WechatSettings(BaseSettings):
+    """The WeChat Official Account (公众号) channel for customers (api/channels/wechat.py)."""
+
+    model_config = _config("CRM_WECHAT_")
+
+    token: SecretStr | None = Field(
+        default=None,
+        description="The Token set in the Official Account's 服务器配置; it signs every callback. Unset: "
+        "`/channels/wechat` answers 404.",
+    )
+    app_id: str | None = Field(
+        default=None, description="The account's AppID, for safe mode and the customer-service message API."
+    )
+    app_secret: SecretStr | None = Field(
+        default=None,
+        description="The account's AppSecret, to fetch the access token of the customer-service message "
+        "API. Unset: replies that miss the reply budget cannot be delivered later.",
+    )
+    aes_key: SecretStr | None = Field(
+        default=None,
+        description="The EncodingAESKey (43 characters) of 安全模式: callbacks and passive replies are "
+        "encrypted. Unset: 明文模式.",
+    )
+    api_base: str = Field(
+        default="https://api.weixin.qq.com",
+        description="The WeChat API server (`/cgi-bin/token`, `/cgi-bin/message/custom/send`).",
+    )
+    reply_budget_s: float = Field(
+        default=4.0,
+        gt=0,
+        le=4.5,
+        description="How long a callback may wait for the bot: WeChat gives up after 5 s. A later reply "
+        "goes out through the customer-service message API.",
+    )
+
+
 def general_model_dir() -> Path:
     """The customer-service model built at set-up, or the plain base model where it is not."""
     return SERVICE_MODEL_DIR if (SERVICE_MODEL_DIR / "modules.json").is_file() else BASE_MODEL_DIR
@@ -515,6 +553,11 @@ def get_analytics_settings() -> AnalyticsSettings:
 def get_knowledge_settings() -> KnowledgeSettings:
     """Read the knowledge settings now (not cached, so a changed environment is seen)."""
     return KnowledgeSettings()
+
+
+def get_wechat_settings() -> WechatSettings:
+    """Read the WeChat channel's settings now (not cached, so a changed environment is seen)."""
+    return WechatSettings()
 
 
 def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -13,20 +13,21 @@ Services flush; callers commit.
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm_store.access import Actor
 from crm_store.audit import audit
 from crm_store.errors import Invalid, NotFound
-from crm_store.models import Customer, WechatLink, WechatSeenMessage
+from crm_store.models import AuditLog, Customer, WechatLink, WechatSeenMessage
 from crm_store.privacy import conversation_key
 
 __all__ = [
     "SEEN_KEEP",
     "WECHAT_CONVERSATION_PREFIX",
     "first_seen",
+    "last_unlinked_at",
     "link",
     "linked_customer",
     "purge_seen",
@@ -115,6 +116,18 @@ def unlink(session: Session, openid: str, *, actor: Actor | None = None) -> str 
 def linked_customer(session: Session, openid: str) -> str | None:
     """The customer a follower is linked to, or None."""
     return session.scalar(select(WechatLink.customer_id).where(WechatLink.openid == openid))
+
+
+def last_unlinked_at(session: Session, openid: str) -> datetime | None:
+    """When the follower last said "解绑" (or staff unlinked them), or None: a verification of the
+    conversation from before then must not link the follower again."""
+    return session.scalar(
+        select(func.max(AuditLog.occurred_at)).where(
+            AuditLog.action == "unlink_wechat",
+            AuditLog.entity == "wechat_link",
+            AuditLog.entity_id == wechat_subject(openid),
+        )
+    )
 
 
 def _insert(session: Session) -> Any:

@@ -22,6 +22,7 @@ from crm_store.settings import (
     KnowledgeSettings,
     StackSettings,
     StoreSettings,
+    WechatSettings,
 )
 
 PAGE: Final = PROJECT_ROOT / "docs" / "configuration.md"
@@ -33,6 +34,7 @@ SECTIONS: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
     ("FAQ knowledge base", KnowledgeSettings),
     ("Proactive care", CareSettings),
     ("Customer value and risk (docs/analytics.md)", AnalyticsSettings),
+    ("WeChat Official Account channel (docs/channels.md)", WechatSettings),
 )
 
 _INTRO: Final = """# Configuration
