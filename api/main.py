@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from api import errors
+from api.channels import socketio as socketio_channel
 from api.channels import wechat
 from api.routes import (
     analytics,
@@ -140,6 +141,8 @@ def create_app() -> FastAPI:
         return FileResponse(STATIC_DIR / "customer.html", headers={"Content-Security-Policy": _PAGE_CSP})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # The web widget's Socket.IO channel (Rasa's socketio protocol) at `CRM_SOCKETIO_PATH`.
+    socketio_channel.mount(app, get_api_settings())
     return app
 
 

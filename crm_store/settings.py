@@ -176,6 +176,32 @@ class ApiSettings(BaseSettings):
     health_startup_grace_s: float = Field(
         default=120.0, ge=0, description="Seconds after start during which `/health` says `starting`."
     )
+    socketio_path: str = Field(
+        default="/socket.io",
+        pattern=r"^/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$",
+        description="Where the web widget's Socket.IO channel is served (the widget's `socketPath`).",
+    )
+    socketio_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins of pages allowed to open the Socket.IO channel, as JSON "
+        '(`["https://shop.example"]`; `["*"]`: any). Empty: only pages served by the API itself.',
+    )
+    socketio_push_interval_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="How often, in seconds, an open Socket.IO session is checked for staff replies and "
+        "care messages to push.",
+    )
+    socketio_user_message_evt: str = Field(
+        default="user_uttered",
+        min_length=1,
+        description="The Socket.IO event a user's message comes in (Rasa's `user_message_evt`).",
+    )
+    socketio_bot_message_evt: str = Field(
+        default="bot_uttered",
+        min_length=1,
+        description="The Socket.IO event each bot message goes out in (Rasa's `bot_message_evt`).",
+    )
 
 
 class StackSettings(BaseSettings):

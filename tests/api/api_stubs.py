@@ -4,8 +4,11 @@ A module of its own (not conftest) so that tests can import the type for their f
 """
 
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -95,3 +98,52 @@ class StubServices:
         if request.method == "GET" and path == "/":
             return httpx.Response(self.rasa_root_status, text="Hello from Rasa: 3.6.21")
         return httpx.Response(404)
+
+
+@contextmanager
+def loopback_rasa(stubs: StubServices) -> Iterator[str]:
+    """Serve `stubs` as Rasa over real HTTP on a free loopback port; yield its base URL.
+
+    For tests that run the API as a server (uvicorn) with its own HTTP client. Every request is
+    answered by `stubs.handle` as if sent to `RASA_URL`, so `webhook_calls` and the outage flags
+    work as with the in-process transport; an outage (`rasa_up = False`) drops the connection
+    without an answer, which the API's client sees as a transport error, as with a dead Rasa.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            request = httpx.Request(
+                self.command,
+                RASA_URL + self.path,
+                headers=[(k, v) for k, v in self.headers.items() if k.lower() != "host"],
+                content=self.rfile.read(length),
+            )
+            try:
+                response = stubs.handle(request)
+            except httpx.TransportError:
+                self.close_connection = True
+                return
+            body = response.read()
+            self.send_response(response.status_code)
+            for key, value in response.headers.items():
+                if key.lower() not in {"content-length", "transfer-encoding", "connection"}:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="loopback-rasa", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
