@@ -111,8 +111,9 @@ async def _relay(factory: sessionmaker[Session], conversation: str, text: str | 
 
 def _metadata(metadata: Mapping[str, Any] | None, principal: Actor, channel: str) -> dict[str, Any]:
     stamped: dict[str, Any] = dict(metadata or {})
-    if channel != WEB_CHANNEL or "channel" in stamped:
-        stamped["channel"] = channel
+    # The channel the turn came through, never what the client says: recorded in the tracker store
+    # with the turn (the service metrics count conversations per channel).
+    stamped["channel"] = channel
     # Set last: whatever the client says about role or identity is overwritten by the token's.
     stamped["role"] = principal.role
     stamped["principal_id"] = principal.employee_id

@@ -40,14 +40,14 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-from wechatpy import parse_message  # type: ignore[import-untyped]
-from wechatpy.client import WeChatClient  # type: ignore[import-untyped]
-from wechatpy.crypto import WeChatCrypto  # type: ignore[import-untyped]
-from wechatpy.events import ClickEvent, SubscribeEvent  # type: ignore[import-untyped]
-from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException, WeChatClientException  # type: ignore[import-untyped]
-from wechatpy.messages import BaseMessage, TextMessage, VoiceMessage  # type: ignore[import-untyped]
-from wechatpy.replies import TextReply  # type: ignore[import-untyped]
-from wechatpy.utils import check_signature  # type: ignore[import-untyped]
+from wechatpy import parse_message
+from wechatpy.client import WeChatClient
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.events import ClickEvent, SubscribeEvent
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException, WeChatClientException
+from wechatpy.messages import BaseMessage, TextMessage, VoiceMessage
+from wechatpy.replies import TextReply
+from wechatpy.utils import check_signature
 
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.gateway import UNAVAILABLE_REPLY, Turn, chat_turn, sender_tag

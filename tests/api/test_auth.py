@@ -259,7 +259,7 @@ def test_chat_with_a_staff_token_tells_rasa_the_role_from_the_token(
         json={
             "sender": "web-s1",
             "message": "查一下张伟的档案",
-            "metadata": {"role": "admin", "principal_id": "E08", "page": "chat"},
+            "metadata": {"page": "chat", "channel": "web", "role": "admin", "principal_id": "E08"},
         },
         headers=headers,
     )
@@ -269,7 +269,7 @@ def test_chat_with_a_staff_token_tells_rasa_the_role_from_the_token(
         {
             "sender": "staff:E70:web-s1",
             "message": "查一下张伟的档案",
-            "metadata": {"role": "sales", "principal_id": "E70", "page": "chat"},
+            "metadata": {"page": "chat", "channel": "web", "role": "sales", "principal_id": "E70"},
         }
     ]
 
@@ -282,7 +282,7 @@ def test_chat_without_a_token_is_a_customer_whatever_the_body_says(
         json={
             "sender": "web-c1",
             "message": "查一下张伟的档案",
-            "metadata": {"role": "admin", "principal_id": "E08"},
+            "metadata": {"channel": "web", "role": "admin", "principal_id": "E08"},
         },
     )
 
@@ -290,7 +290,7 @@ def test_chat_without_a_token_is_a_customer_whatever_the_body_says(
         {
             "sender": "web-c1",
             "message": "查一下张伟的档案",
-            "metadata": {"role": "customer", "principal_id": None},
+            "metadata": {"channel": "web", "role": "customer", "principal_id": None},
         }
     ]
 

@@ -31,7 +31,7 @@ def test_chat_forwards_sender_message_and_customer_role(client: TestClient, stub
         {
             "sender": "web-u1",
             "message": "我的订单 SO202611180001 到哪了？",
-            "metadata": {"role": "customer", "principal_id": None},
+            "metadata": {"channel": "web", "role": "customer", "principal_id": None},
         }
     ]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-import socketio  # type: ignore[import-untyped]
+import socketio
 import uvicorn
 from api_stubs import STAFF_ID, STAFF_TOKEN, StubServices, loopback_rasa
 from sqlalchemy.orm import Session, sessionmaker

@@ -17,15 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import xmltodict  # type: ignore[import-untyped]
+import xmltodict
 from api_stubs import StubServices
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
-from wechatpy.crypto import WeChatCrypto  # type: ignore[import-untyped]
-from wechatpy.utils import WeChatSigner  # type: ignore[import-untyped]
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.utils import WeChatSigner
 
 from api.channels.wechat import NOT_LINKED_REPLY, UNLINKED_REPLY, UNSUPPORTED_REPLY, WELCOME_REPLY
 from api.deps import get_http_client
