@@ -130,6 +130,7 @@ def ensure_trained(*, force: bool = False, runner: StepRunner | None = None) -> 
         return target
 
     if not force and model_cache.fetch(CACHE_KIND, target.name, target):
+        _remove_old_models(keep=target)
         return target
 
     paths.MODELS_DIR.mkdir(parents=True, exist_ok=True)
