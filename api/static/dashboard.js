@@ -180,7 +180,7 @@
         card("自助解决率", percent(body.deflection_rate), `${body.deflected_conversations} 个会话`),
         card("未理解率", percent(body.fallback_rate), `${body.fallback_turns} / ${body.user_turns} 轮`),
         card("转人工率", percent(body.handoff_rate), `${body.handoff_conversations} 个会话`),
-        card("平均满意度", csat, `${body.csat_ratings} 条评价`),
+        card("服务满意度", csat, `工单与人工会话 ${body.csat_ratings} 条评价`),
         card("关怀送达率", percent(body.care_delivery_rate), `成功 ${body.care_sent}，失败 ${body.care_failed}`),
       );
     } catch (_) {
