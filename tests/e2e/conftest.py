@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_stack import RunningStack
+from e2e_stack import RunningStack, free_port
+from playwright.sync_api import Browser, sync_playwright
 
 from crm_store.settings import child_environment
 from crmbot.preparation import prepare_demo_model
@@ -30,12 +31,6 @@ def trained_model() -> Path:
     return prepare_demo_model()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _port_is_open(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -44,12 +39,12 @@ def _port_is_open(port: int) -> bool:
 @pytest.fixture(scope="session")
 def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     workdir = tmp_path_factory.mktemp("stack")
-    api_port = _free_port()
+    api_port = free_port()
     stack = RunningStack(
         api_url=f"http://127.0.0.1:{api_port}",
         database_url=f"sqlite:///{workdir / 'crm.db'}",
-        rasa_port=_free_port(),
-        action_port=_free_port(),
+        rasa_port=free_port(),
+        action_port=free_port(),
         api_port=api_port,
         log_file=workdir / "stack.log",
     )
@@ -109,3 +104,22 @@ def _wait_until_healthy(stack: RunningStack, process: subprocess.Popen[bytes]) -
 
 def _tail(path: Path, lines: int = 60) -> str:
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless, driven by Playwright: launched once for every browser test."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} not found: the browser tests need Debian's chromium. Install it with "
+            "`sudo apt-get install chromium` (`make test` does it through scripts/setup.sh when run as root)."
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()

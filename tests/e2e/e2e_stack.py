@@ -1,5 +1,6 @@
 """A handle on the running stack that the e2e tests chat with, as a customer or a signed-in employee."""
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -8,6 +9,13 @@ import httpx
 
 DEMO_PASSWORD = "demo1234"
 """Every demo employee's password when `crmbot up` loads the demo company."""
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,17 @@ and each must go to the API on 127.0.0.1: the chart library is the API's, not a 
 import base64
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from e2e_stack import free_port
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import text
 
 from crm_store.accounts import DEMO_PASSWORD, set_demo_passwords
@@ -32,17 +31,10 @@ from crm_store.db import create_engine_for, make_session_factory, migrate
 from crm_store.importer import import_csv_dir
 from crm_store.settings import DEMO_DIR, child_environment
 
-CHROMIUM = Path("/usr/bin/chromium")
 WAIT_MS = 30_000
 STARTUP_TIMEOUT_S = 60
 PHONE = {"width": 390, "height": 844}  # managers read the dashboard on their phones too
 COUNTED = "o.status NOT IN ('待付款', '已取消', '已退款')"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +56,7 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def api_url(store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`uvicorn api.main:app` on a free loopback port, on the demo day."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_file = tmp_path_factory.mktemp("api-log") / "api.log"
     env = child_environment(
@@ -104,25 +96,10 @@ def api_url(store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             process.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} not found: the browser tests need Debian's chromium. Install it with "
-            "`sudo apt-get install chromium` (`make test` does it through scripts/setup.sh when run as root)."
-        )
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def page(browser: Browser, api_url: str) -> Iterator[Page]:
     context = browser.new_context(base_url=api_url, locale="zh-CN", viewport=PHONE)
+    expect.set_options(timeout=WAIT_MS)
     context.set_default_timeout(WAIT_MS)
     try:
         yield context.new_page()

@@ -9,15 +9,13 @@ Every check is on what a person sees on the screen.
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from e2e_stack import DEMO_PASSWORD, RunningStack
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 # The bot's first answer of a session can take a few seconds on a busy two-core machine.
 WAIT_MS = 60_000
 
@@ -25,26 +23,11 @@ WANG_FANG_PHONE = "17205673406"
 PHONE = {"width": 390, "height": 844}  # staff read customer pages on their phones
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} not found: the browser tests need Debian's chromium. Install it with "
-            "`sudo apt-get install chromium` (`make test` does it through scripts/setup.sh when run as root)."
-        )
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def page(browser: Browser, running_stack: RunningStack) -> Iterator[Page]:
     """A fresh tab of its own (no sign-in kept from another test), the size of a phone."""
     context = browser.new_context(base_url=running_stack.api_url, locale="zh-CN", viewport=PHONE)
+    expect.set_options(timeout=WAIT_MS)
     context.set_default_timeout(WAIT_MS)
     try:
         yield context.new_page()
