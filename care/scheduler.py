@@ -15,6 +15,10 @@ What runs:
   CRM clock's day, committed at once (minutes at a million customers on PostgreSQL). Like the care
   jobs it runs at once the first time it is installed (so a new store is scored when the scheduler
   first starts) and a night missed while the scheduler was down is caught up once at start.
+- `conversation-retention` every night at `CRM_CONVERSATION_RETENTION_TIME` (03:30 Beijing time):
+  `crm_store.personal_data.forget_old_conversations`, which blanks the texts of conversations older
+  than `CRM_CONVERSATION_RETENTION_DAYS` (180) in Rasa's tracker store and in hand-off transcripts;
+  installed, run at once and caught up like the nightly refresh.
 
 All run on one worker thread, one at a time, each with the CRM clock's `now`.
 
@@ -31,7 +35,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -48,16 +52,25 @@ from care.run import CareReport, run_once, send_due
 from crm_store import clock
 from crm_store.analytics.customer_value import refresh_scores
 from crm_store.db import make_session_factory
-from crm_store.settings import AnalyticsSettings, CareSettings, get_analytics_settings
+from crm_store.personal_data import forget_old_conversations, tracker_store
+from crm_store.settings import (
+    AnalyticsSettings,
+    CareSettings,
+    PrivacySettings,
+    get_analytics_settings,
+    get_privacy_settings,
+)
 
 __all__ = [
     "JOB_ANALYTICS_REFRESH",
+    "JOB_CONVERSATION_RETENTION",
     "JOB_RUN_ONCE",
     "JOB_SEND_DUE",
     "JOBS_TABLE",
     "WAIT_LOG_INTERVAL_S",
     "analytics_refresh_job",
     "build_scheduler",
+    "conversation_retention_job",
     "install_jobs",
     "run_once_job",
     "run_scheduler",
@@ -70,6 +83,7 @@ logger = logging.getLogger(__name__)
 JOB_RUN_ONCE: Final = "care-run-once"
 JOB_SEND_DUE: Final = "care-send-due"
 JOB_ANALYTICS_REFRESH: Final = "analytics-refresh"
+JOB_CONVERSATION_RETENTION: Final = "conversation-retention"
 JOBS_TABLE: Final = "apscheduler_jobs"
 WAIT_LOG_INTERVAL_S: Final = 30.0
 """A standby scheduler says that it is waiting this often."""
@@ -81,6 +95,7 @@ class _Context:
     sessions: sessionmaker[Session]
     settings: CareSettings
     analytics: AnalyticsSettings = field(default_factory=get_analytics_settings)
+    privacy: PrivacySettings = field(default_factory=get_privacy_settings)
 
 
 # The jobs are stored by reference to the module-level functions below (APScheduler pickles the
@@ -134,6 +149,27 @@ def analytics_refresh_job() -> None:
     logger.info("客户价值评分已重算：%d 位客户（%.1f 秒）", count, time.monotonic() - started)
 
 
+def conversation_retention_job() -> None:
+    """The `conversation-retention` job: blank the conversation texts older than the retention."""
+    context = _require_context()
+    started = time.monotonic()
+    before = clock.now() - timedelta(days=context.privacy.conversation_retention_days)
+    tracker = tracker_store()
+    try:
+        with context.sessions.begin() as session:
+            report = forget_old_conversations(session, tracker, before=before)
+    finally:
+        if tracker is not None:
+            tracker.dispose()
+    logger.info(
+        "已清除超过保留期的对话文字：对话事件 %d 条，转人工记录 %d 个，客服回复 %d 条（%.1f 秒）",
+        report.tracker_events,
+        report.handoff_cases,
+        report.staff_messages,
+        time.monotonic() - started,
+    )
+
+
 def build_scheduler(engine: Engine) -> BackgroundScheduler:
     """A scheduler with its job store in the CRM database and one worker thread."""
     return BackgroundScheduler(
@@ -144,9 +180,12 @@ def build_scheduler(engine: Engine) -> BackgroundScheduler:
     )
 
 
-def _job_specs(settings: CareSettings, analytics: AnalyticsSettings) -> dict[str, dict[str, Any]]:
+def _job_specs(
+    settings: CareSettings, analytics: AnalyticsSettings, privacy: PrivacySettings
+) -> dict[str, dict[str, Any]]:
     # misfire_grace_time None: however late (the scheduler was down), a missed run happens, once.
     refresh = analytics.analytics_refresh_time
+    retention = privacy.conversation_retention_time
     return {
         JOB_RUN_ONCE: {
             "func": run_once_job,
@@ -159,6 +198,10 @@ def _job_specs(settings: CareSettings, analytics: AnalyticsSettings) -> dict[str
         JOB_ANALYTICS_REFRESH: {
             "func": analytics_refresh_job,
             "trigger": CronTrigger(hour=refresh.hour, minute=refresh.minute, timezone=clock.TZ),
+        },
+        JOB_CONVERSATION_RETENTION: {
+            "func": conversation_retention_job,
+            "trigger": CronTrigger(hour=retention.hour, minute=retention.minute, timezone=clock.TZ),
         },
     }
 
@@ -177,6 +220,7 @@ def install_jobs(
     *,
     now: datetime,
     analytics: AnalyticsSettings | None = None,
+    privacy: PrivacySettings | None = None,
 ) -> None:
     """Add the jobs, keeping a stored job's next run time when its schedule is unchanged.
 
@@ -184,7 +228,11 @@ def install_jobs(
     A job seen for the first time, or with a new schedule, runs at once. Call on a started, paused
     scheduler (the stored jobs are loaded at start).
     """
-    specs = _job_specs(settings, analytics if analytics is not None else get_analytics_settings())
+    specs = _job_specs(
+        settings,
+        analytics if analytics is not None else get_analytics_settings(),
+        privacy if privacy is not None else get_privacy_settings(),
+    )
     for job_id, spec in specs.items():
         trigger = spec["trigger"]
         stored = scheduler.get_job(job_id)
@@ -229,14 +277,21 @@ def _lead(
     scheduler = build_scheduler(engine)
     scheduler.start(paused=True)
     try:
-        install_jobs(scheduler, settings, now=datetime.now(clock.TZ), analytics=context.analytics)
+        install_jobs(
+            scheduler,
+            settings,
+            now=datetime.now(clock.TZ),
+            analytics=context.analytics,
+            privacy=context.privacy,
+        )
         scheduler.resume()
         logger.info(
             "关怀调度器已启动：每 %.0f 秒计算一次到期关怀，每 %.0f 秒发送一次到期消息，"
-            "每天 %s 重算客户价值评分",
+            "每天 %s 重算客户价值评分，每天 %s 清除超过保留期的对话文字",
             settings.care_interval_s,
             settings.care_send_interval_s,
             context.analytics.analytics_refresh_time.strftime("%H:%M"),
+            context.privacy.conversation_retention_time.strftime("%H:%M"),
         )
         while not stop.wait(heartbeat_s):
             if not lock.renew():

@@ -14,6 +14,7 @@ the helpers at the end of this module are the only other places that touch it.
 | `KnowledgeSettings` | `KNOWLEDGE_` | the FAQ encoder, its index, fusion and decision thresholds  |
 | `CareSettings`      | `CRM_`       | proactive care: rules, quiet hours, retries, SMTP, spool    |
 | `AnalyticsSettings` | `CRM_`       | customer value and risk: window, tiers, CLV, nightly run    |
+| `PrivacySettings`   | `CRM_`       | personal data: how long conversation texts are kept         |
 
 docs/configuration.md is generated from these classes (`python -m crmbot.settings_doc`); a test
 fails when it is out of date, so every variable a user can set is listed there.
@@ -44,6 +45,7 @@ __all__ = [
     "ApiSettings",
     "CareSettings",
     "KnowledgeSettings",
+    "PrivacySettings",
     "StackSettings",
     "StoreSettings",
     "WechatSettings",
@@ -54,6 +56,7 @@ __all__ = [
     "get_api_settings",
     "get_care_settings",
     "get_knowledge_settings",
+    "get_privacy_settings",
     "get_stack_settings",
     "get_store_settings",
     "get_wechat_settings",
@@ -509,6 +512,29 @@ class AnalyticsSettings(BaseSettings):
         return self
 
 
+class PrivacySettings(BaseSettings):
+    """Personal data (issue 20, PIPL): how long what customers and the bot said is kept in clear.
+
+    The care scheduler applies it every night (`crm_store.personal_data.forget_old_conversations`):
+    the texts of older tracker events and hand-off transcripts are blanked, the rows stay for the
+    service figures. docs/privacy.md has the export and erasure on request.
+    """
+
+    model_config = _config("CRM_")
+
+    conversation_retention_days: int = Field(
+        default=180,
+        ge=1,
+        description="Texts of conversations (Rasa's tracker store, hand-off transcripts and staff replies) "
+        "older than this many days are blanked each night at `CRM_CONVERSATION_RETENTION_TIME`.",
+    )
+    conversation_retention_time: time = Field(
+        default=time(3, 30),
+        description="When the care scheduler blanks the conversation texts past retention (Beijing time, "
+        "`HH:MM`).",
+    )
+
+
 class WechatSettings(BaseSettings):
     """The WeChat Official Account (公众号) channel for customers (api/channels/wechat.py)."""
 
@@ -574,6 +600,11 @@ def get_care_settings() -> CareSettings:
 def get_analytics_settings() -> AnalyticsSettings:
     """Read the analytics settings now (not cached, so a changed environment is seen)."""
     return AnalyticsSettings()
+
+
+def get_privacy_settings() -> PrivacySettings:
+    """Read the personal-data settings now (not cached, so a changed environment is seen)."""
+    return PrivacySettings()
 
 
 def get_knowledge_settings() -> KnowledgeSettings:

@@ -20,6 +20,7 @@ from crm_store.settings import (
     ApiSettings,
     CareSettings,
     KnowledgeSettings,
+    PrivacySettings,
     StackSettings,
     StoreSettings,
     WechatSettings,
@@ -34,6 +35,7 @@ SECTIONS: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
     ("FAQ knowledge base", KnowledgeSettings),
     ("Proactive care", CareSettings),
     ("Customer value and risk (docs/analytics.md)", AnalyticsSettings),
+    ("Personal data (docs/privacy.md)", PrivacySettings),
     ("WeChat Official Account channel (docs/channels.md)", WechatSettings),
 )
 

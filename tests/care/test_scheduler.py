@@ -29,6 +29,7 @@ import care.scheduler as care_scheduler
 from care.run import CareReport
 from care.scheduler import (
     JOB_ANALYTICS_REFRESH,
+    JOB_CONVERSATION_RETENTION,
     JOB_RUN_ONCE,
     JOB_SEND_DUE,
     analytics_refresh_job,
@@ -66,7 +67,7 @@ def test_install_jobs_adds_every_job_to_run_at_once(store_engine: Engine) -> Non
         jobs = {job.id: job for job in scheduler.get_jobs()}
     finally:
         stop_scheduler(scheduler)
-    assert set(jobs) == {JOB_RUN_ONCE, JOB_SEND_DUE, JOB_ANALYTICS_REFRESH}
+    assert set(jobs) == {JOB_RUN_ONCE, JOB_SEND_DUE, JOB_ANALYTICS_REFRESH, JOB_CONVERSATION_RETENTION}
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time is None
         assert job.next_run_time == now

@@ -9,7 +9,7 @@ file of its own on SQLite) for 钱娟's name, phone and e-mail, as typed and as 
 import json
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +18,14 @@ from sqlalchemy import Engine, MetaData, String, Text, create_engine, func, sele
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session, sessionmaker
 
+import care.scheduler as care_scheduler
+from care.scheduler import (
+    JOB_CONVERSATION_RETENTION,
+    build_scheduler,
+    conversation_retention_job,
+    install_jobs,
+    stop_scheduler,
+)
 from crm_store import clock
 from crm_store.access import Actor, actor_for
 from crm_store.complaints import create_complaint
@@ -33,6 +41,7 @@ from crm_store.personal_data import (
     forget_old_conversations,
     tracker_store,
 )
+from crm_store.settings import AnalyticsSettings, CareSettings, PrivacySettings
 from crm_store.vocab import HANDOFF_REASON_ASKED
 from crm_store.wechat_links import link, wechat_conversation
 from tests.store.test_service_metrics import Tracker
@@ -277,3 +286,34 @@ def test_retention_blanks_old_conversation_texts_and_keeps_recent_ones(
     with demo_store() as session:
         [transcript] = session.scalars(select(HandoffCase.transcript)).all()
     assert [entry["text"] for entry in transcript] == [""]
+
+
+def test_the_care_schedulers_nightly_job_applies_the_retention_setting(
+    demo_store: sessionmaker[Session], tracker: Tracker, store_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracker.turn("web-a", now() - timedelta(days=40), "我叫钱娟", "greet")
+    tracker.turn("web-b", now() - timedelta(days=20), "怎么退货", "faq")
+    monkeypatch.setenv("CRM_TRACKER_URL", tracker.engine.url.render_as_string(hide_password=False))
+    privacy = PrivacySettings(conversation_retention_days=30, conversation_retention_time=time(4, 5))
+    context = care_scheduler._Context(demo_store, CareSettings(), privacy=privacy)
+    monkeypatch.setattr(care_scheduler, "_context", context)
+
+    scheduler = build_scheduler(store_engine)
+    scheduler.start(paused=True)
+    try:
+        install_jobs(scheduler, CareSettings(), now=now(), analytics=AnalyticsSettings(), privacy=privacy)
+        job = scheduler.get_job(JOB_CONVERSATION_RETENTION)
+    finally:
+        stop_scheduler(scheduler)
+    following = job.trigger.get_next_fire_time(None, datetime(2026, 11, 23, 10, 0, tzinfo=clock.TZ))
+    assert following == datetime(2026, 11, 24, 4, 5, tzinfo=clock.TZ)
+
+    conversation_retention_job()
+    with tracker.engine.connect() as connection:
+        said = {
+            sender: json.loads(data)["text"]
+            for sender, data in connection.execute(
+                text("SELECT sender_id, data FROM events WHERE type_name = 'user'")
+            )
+        }
+    assert said == {"web-a": "", "web-b": "怎么退货"}
