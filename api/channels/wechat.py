@@ -16,10 +16,13 @@ an answer and then retries (three times), so:
   the client's session storage: in memory, one fetch per worker per two hours; several workers
   could share a Redis storage instead).
 
-Buttons become numbered lines ("回复 1 …"); a follower's "1" is sent as that button's payload
-(remembered per worker for `_CHOICES_TTL_S`). "解绑" removes the follower's link to a customer; the
-link is made when the follower verified themselves in the chat (the bot's own audit of
-`verify_customer` for this conversation, read after each turn: no change of the bot is needed).
+A text has at most 2,048 bytes (`MAX_TEXT_BYTES`): a longer answer is cut between lines
+(`split_message`), its first part is the passive reply and the rest follow as customer-service
+messages, in order. Buttons become numbered lines ("回复 1 …"); a follower's "1" is sent as that
+button's payload (remembered per worker for `_CHOICES_TTL_S`). "解绑" removes the follower's link
+to a customer; the link is made when the follower verified themselves in the chat (the bot's own
+audit of `verify_customer` for this conversation, read after each turn: no change of the bot is
+needed).
 
 Without `CRM_WECHAT_TOKEN` the routes answer 404. Openids never reach the logs in clear.
 """
@@ -73,6 +76,7 @@ __all__ = [
     "UNSUPPORTED_REPLY",
     "WELCOME_REPLY",
     "render_text",
+    "split_message",
     "router",
     "wechat_api_client",
 ]
@@ -100,6 +104,8 @@ NOT_LINKED_REPLY: Final = "您的微信目前没有绑定客户身份，无需�
 BUTTON_LINE: Final = "回复 {number} {title}"
 IMAGE_LINE: Final = "[图片] {url}"
 
+MAX_TEXT_BYTES: Final = 2048
+"""WeChat's limit on one text message (passive reply or customer-service message), UTF-8 bytes."""
 _CHOICES_TTL_S: Final = 30 * 60.0
 _CHOICES_MAX: Final = 10_000
 # openid -> (when, button payloads in the order shown); per worker, see the module's docstring.
@@ -159,6 +165,32 @@ def render_text(messages: list[dict[str, Any]]) -> str:
             if isinstance(button, Mapping):
                 lines.append(BUTTON_LINE.format(number=number, title=button.get("title", "")))
     return "\n".join(lines)
+
+
+def split_message(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
+    """`text` as messages of at most `limit` UTF-8 bytes, cut between lines where it can.
+
+    A Chinese character is three bytes, so 2,048 bytes hold about 680 of them; a line longer than
+    that is cut between characters (never inside one).
+    """
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate.encode()) <= limit:
+            current = candidate
+            continue
+        if current:
+            parts.append(current)
+        current = ""
+        for char in line:
+            if len((current + char).encode()) > limit:
+                parts.append(current)
+                current = ""
+            current += char
+    if current or not parts:
+        parts.append(current)
+    return parts
 
 
 def _button_payloads(messages: list[dict[str, Any]]) -> list[str]:
@@ -374,7 +406,11 @@ async def callback(
     )
     done, _pending = await asyncio.wait({turn}, timeout=settings.reply_budget_s)
     if done:
-        return reply(turn.result())
+        first, *rest = split_message(turn.result())
+        if rest:
+            # One passive reply per callback: the rest of a long answer follows as messages.
+            background.add_task(_send_texts, rest, openid, settings)
+        return reply(first)
     logger.info("wechat: turn of #%s over the reply budget; replying later", subject)
     background.add_task(_deliver_later, turn, openid, settings)
     return PlainTextResponse(SUCCESS)
@@ -420,17 +456,25 @@ async def _deliver_later(turn: "asyncio.Future[str]", openid: str, settings: Wec
     except Exception as exc:  # noqa: BLE001  # a background task has no caller to raise to
         logger.error("wechat: late turn of #%s failed (%s)", subject, type(exc).__name__)
         return
+    await _send_texts(split_message(text), openid, settings)
+
+
+async def _send_texts(texts: list[str], openid: str, settings: WechatSettings) -> None:
+    """Send texts in order through the customer-service message API; stop at the first failure."""
+    subject = sender_tag(wechat_conversation(openid))
     client = wechat_api_client(settings)
     if client is None:
-        logger.warning("wechat: late reply for #%s dropped: CRM_WECHAT_APP_ID/APP_SECRET unset", subject)
+        logger.warning("wechat: reply for #%s dropped: CRM_WECHAT_APP_ID/APP_SECRET unset", subject)
         return
-    try:
-        await anyio.to_thread.run_sync(partial(client.message.send_text, openid, text))
-    except (WeChatClientException, requests.RequestException) as exc:
-        # The exception text may hold the URL with the access token: only its type and code are logged.
-        logger.warning(
-            "wechat: late reply for #%s not delivered (%s %s)",
-            subject,
-            type(exc).__name__,
-            getattr(exc, "errcode", ""),
-        )
+    for text in texts:
+        try:
+            await anyio.to_thread.run_sync(partial(client.message.send_text, openid, text))
+        except (WeChatClientException, requests.RequestException) as exc:
+            # The exception text may hold the URL with the access token: only its type and code are logged.
+            logger.warning(
+                "wechat: reply for #%s not delivered (%s %s)",
+                subject,
+                type(exc).__name__,
+                getattr(exc, "errcode", ""),
+            )
+            return

@@ -27,7 +27,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
-from api.channels.wechat import NOT_LINKED_REPLY, UNLINKED_REPLY, UNSUPPORTED_REPLY, WELCOME_REPLY
+from api.channels.wechat import (
+    MAX_TEXT_BYTES,
+    NOT_LINKED_REPLY,
+    UNLINKED_REPLY,
+    UNSUPPORTED_REPLY,
+    WELCOME_REPLY,
+    split_message,
+)
 from api.deps import get_http_client
 from api.gateway import TOO_LONG_REPLY
 from crm_store.access import CUSTOMER
@@ -350,6 +357,34 @@ def test_a_slow_turn_answers_success_then_a_customer_service_message(
     for _method, _path, query, body in sends:
         assert query["access_token"] == ["ACCESS-1"]
         assert body == {"touser": OPENID, "msgtype": "text", "text": {"content": BOT_TEXT}}
+
+
+def test_split_message_keeps_every_character_within_the_byte_limit() -> None:
+    lines = ["订单SO202611180001：运输中，顺丰速运 SF1234567890。"] * 60 + ["长" * 1000]
+    text = "\n".join(lines)
+
+    parts = split_message(text)
+
+    assert all(len(part.encode()) <= MAX_TEXT_BYTES for part in parts)
+    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
+    # Cut between lines where a line fits: every part but the last ends with a whole line.
+    assert all(part.endswith("。") for part in parts[:2])
+    assert split_message("") == [""]
+
+
+def test_a_long_answer_is_the_passive_reply_then_customer_service_messages(
+    wechat_client: TestClient, wechat_api: FakeWechatApi, stubs: StubServices
+) -> None:
+    paragraph = "您的订单已经发出，预计两天内送达，请留意快递员的电话。"
+    stubs.rasa_reply = [{"recipient_id": "u-1", "text": paragraph} for _ in range(60)]
+
+    first = _reply_text(_post(wechat_client, _text_message("我的订单到哪了", 1013)))
+
+    sends = [c for c in wechat_api.calls if c[1] == "/cgi-bin/message/custom/send"]
+    rest = [body["text"]["content"] for _method, _path, _query, body in sends]
+    assert len(first.encode()) <= MAX_TEXT_BYTES
+    assert rest and all(len(text.encode()) <= MAX_TEXT_BYTES for text in rest)
+    assert "\n".join([first, *rest]) == "\n".join([paragraph] * 60)
 
 
 def _sessions(database_url: str) -> sessionmaker[Session]:
