@@ -95,6 +95,9 @@ class ServiceMetricsOut(BaseModel):
 
     period: PeriodIO
     conversations: int
+    conversations_by_channel: dict[str, int] = Field(
+        description="Conversations by the channel of their first message (web, socketio, wechat)."
+    )
     deflected_conversations: int
     deflection_rate: float | None = Field(description="0–1; None without a conversation.")
     handoff_conversations: int

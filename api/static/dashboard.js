@@ -160,6 +160,15 @@
     return typeof rate === "number" ? `${(rate * 100).toFixed(1)}%` : "—";
   }
 
+  const CHANNEL_NAMES = { web: "网页聊天", socketio: "网页组件", wechat: "微信公众号", wecom: "企业微信" };
+
+  function byChannel(counts) {
+    return Object.entries(counts || {})
+      .sort((a, b) => b[1] - a[1])
+      .map(([channel, count]) => `${CHANNEL_NAMES[channel] || channel} ${count}`)
+      .join(" · ");
+  }
+
   async function loadServiceMetrics() {
     const section = $("service");
     if (staff.role !== "manager" && staff.role !== "admin") {
@@ -176,7 +185,7 @@
       $("service-period").textContent = `${body.period.label}（${body.period.start} 至 ${body.period.end}）`;
       const csat = typeof body.csat_average === "number" ? `${body.csat_average.toFixed(2)} 分` : "—";
       $("service-metrics").replaceChildren(
-        card("会话数", `${body.conversations}`, ""),
+        card("会话数", `${body.conversations}`, byChannel(body.conversations_by_channel)),
         card("自助解决率", percent(body.deflection_rate), `${body.deflected_conversations} 个会话`),
         card("未理解率", percent(body.fallback_rate), `${body.fallback_turns} / ${body.user_turns} 轮`),
         card("转人工率", percent(body.handoff_rate), `${body.handoff_conversations} 个会话`),

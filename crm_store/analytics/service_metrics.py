@@ -8,7 +8,10 @@ them (`Forbidden("role_not_allowed")` otherwise).
 with a user message in the period. Staff chats (`staff:<employee_id>:…`,
 `STAFF_CONVERSATION_PREFIX`) are not service and are left out.
 
-- **conversations**: distinct customer conversations with a user message in the period.
+- **conversations**: distinct customer conversations with a user message in the period;
+  **by channel**: the same, by the channel their first user message of the period came through
+  (`channel` in the message's metadata, stamped by the API's gateway: `web`, `socketio`, `wechat`;
+  a message without one is the web chat's, `DEFAULT_CHANNEL`).
 - **deflection rate** = conversations resolved by the assistant (a FAQ answered, or a self-service
   action ran: `SELF_SERVICE_ACTIONS`) with no hand-off case opened in the period / conversations.
 - **fallback rate** = user turns the bot answered with a fallback action (`FALLBACK_ACTIONS`) /
@@ -41,6 +44,7 @@ no conversation. Nothing is written or logged with a sender id.
 """
 
 import json
+from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -60,6 +64,7 @@ from sqlalchemy import (
     Text,
     and_,
     case,
+    cast,
     create_engine,
     func,
     inspect,
@@ -68,6 +73,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -137,6 +143,8 @@ TRACKER_EVENTS: Final = Table(
 `timestamp` is the event's real time in seconds since the epoch; `action_name` holds the name of
 an action event and the slot of a slot event; `data` is the whole event as JSON."""
 
+DEFAULT_CHANNEL: Final = "web"
+"""The channel of a user message whose metadata names none (api.gateway: the web chat's)."""
 _STREAM_ROWS: Final = 2000
 _IN_CHUNK: Final = 500
 
@@ -165,6 +173,7 @@ class ServiceMetrics:
 
     period: Period
     conversations: int
+    conversations_by_channel: dict[str, int]
     deflected_conversations: int
     handoff_conversations: int
     user_turns: int
@@ -194,6 +203,7 @@ class ServiceMetrics:
         return {
             "period": self.period.to_json(),
             "conversations": self.conversations,
+            "conversations_by_channel": dict(self.conversations_by_channel),
             "deflected_conversations": self.deflected_conversations,
             "deflection_rate": self.deflection_rate,
             "handoff_conversations": self.handoff_conversations,
@@ -238,6 +248,7 @@ class _Conversation:
     fallback_turns: int = 0
     resolved: bool = False
     customer_id: str | None = None
+    channel: str = DEFAULT_CHANNEL
 
 
 def _slot_value(data: str | None) -> Any:
@@ -245,6 +256,14 @@ def _slot_value(data: str | None) -> Any:
         return json.loads(data or "{}").get("value")
     except (ValueError, AttributeError):
         return None
+
+
+def _channel_of(tracker: Connection) -> ColumnElement[Any]:
+    """A user event's channel, read from its JSON in the database (the rest of its JSON is not fetched)."""
+    data = TRACKER_EVENTS.c.data
+    if tracker.dialect.name == "postgresql":
+        return func.jsonb_extract_path_text(cast(data, JSONB), "metadata", "channel")
+    return func.json_extract(data, "$.metadata.channel")
 
 
 def _events(tracker: Connection, since: float, until: float) -> Iterator[Any]:
@@ -262,6 +281,7 @@ def _events(tracker: Connection, since: float, until: float) -> Iterator[Any]:
             events.action_name,
             # Only a slot event's JSON is needed (its value); a user event's is large.
             case((events.type_name == "slot", events.data), else_=None).label("data"),
+            case((events.type_name == "user", _channel_of(tracker)), else_=None).label("channel"),
         )
         .where(
             relevant,
@@ -291,6 +311,8 @@ def _conversations(tracker: Engine | None, period: Period) -> dict[str, _Convers
             if row.sender_id != sender:
                 sender, current, turn_open = row.sender_id, _Conversation(), False
             if row.type_name == "user":
+                if not current.user_turns:
+                    current.channel = row.channel or DEFAULT_CHANNEL
                 current.user_turns += 1
                 found[row.sender_id] = current
                 turn_open = True
@@ -386,6 +408,7 @@ def service_metrics(
     return ServiceMetrics(
         period=period,
         conversations=len(conversations),
+        conversations_by_channel=dict(Counter(c.channel for c in conversations.values())),
         deflected_conversations=sum(
             1 for sender, c in conversations.items() if c.resolved and sender not in handed_off
         ),

@@ -84,14 +84,18 @@ class Tracker:
                 },
             )
 
-    def user(self, sender: str, when: datetime | float, words: str, intent: str) -> None:
+    def user(
+        self, sender: str, when: datetime | float, words: str, intent: str, channel: str | None = None
+    ) -> None:
         stamp = when if isinstance(when, float) else when.timestamp()
+        # The gateway stamps the channel into the metadata; the web chat's older turns have none.
+        metadata = {} if channel is None else {"channel": channel, "role": "customer"}
         self._save(
             sender,
             {
                 "event": "user",
                 "timestamp": stamp,
-                "metadata": {},
+                "metadata": metadata,
                 "text": words,
                 "parse_data": {
                     "intent": {"name": intent, "confidence": 0.93},
@@ -129,9 +133,11 @@ class Tracker:
     def slot(self, sender: str, when: datetime, name: str, value: Any) -> None:
         self._save(sender, {"event": "slot", "timestamp": when.timestamp(), "name": name, "value": value})
 
-    def turn(self, sender: str, when: datetime, words: str, intent: str, *actions: str) -> None:
+    def turn(
+        self, sender: str, when: datetime, words: str, intent: str, *actions: str, channel: str | None = None
+    ) -> None:
         """A user message, then the bot's actions and its reply, ending with action_listen."""
-        self.user(sender, when, words, intent)
+        self.user(sender, when, words, intent, channel)
         for number, name in enumerate(actions, start=1):
             self.action(sender, when + timedelta(seconds=number), name)
         self.bot(sender, when + timedelta(seconds=len(actions) + 1), "好的")
@@ -198,12 +204,12 @@ def _outbox(session: Session, key: str, customer_id: str | None, status: str, cr
 def november(demo_store: sessionmaker[Session], tracker: Tracker) -> sessionmaker[Session]:
     """Six customer conversations in November, one in October, one of staff, one just after November.
 
-    | conversation | customer           | turns | fallbacks | resolved by          | hand-off |
-    |--------------|--------------------|-------|-----------|----------------------|----------|
-    | web-a        | C0001 (华东, slot) | 2     | 1         | order status         | no       |
-    | web-b        | —                  | 1     | 0         | a FAQ answered       | no       |
-    | web-c        | —                  | 2     | 2         | —                    | yes      |
-    | web-d        | C0003 (华北, slot) | 2     | 0         | order status         | yes      |
+    | conversation | customer           | turns | fallbacks | resolved by          | hand-off | channel  |
+    |--------------|--------------------|-------|-----------|----------------------|----------|----------|
+    | web-a        | C0001 (华东, slot) | 2     | 1         | order status         | no       | web      |
+    | web-b        | —                  | 1     | 0         | a FAQ answered       | no       | wechat   |
+    | web-c        | —                  | 2     | 2         | —                    | yes      | (none)   |
+    | web-d        | C0003 (华北, slot) | 2     | 0         | order status         | yes      | socketio |
     | web-e        | C0002 (华东, case) | 2     | 0         | — (no FAQ found)     | yes      |
     | web-f        | —                  | 1     | 0         | —  (Nov 30, 23:30)   | no       |
     """
@@ -216,10 +222,11 @@ def november(demo_store: sessionmaker[Session], tracker: Tracker) -> sessionmake
         "check_order_status",
         "order_status_form",
         "action_check_order_status",
+        channel="web",
     )
     t.turn("web-a", at(3, 10, 5), "那个那个", "nlu_fallback", "action_handle_fallback")
 
-    t.turn("web-b", at(4, 11), "怎么退货", "faq", "action_answer_faq")
+    t.turn("web-b", at(4, 11), "怎么退货", "faq", "action_answer_faq", channel="wechat")
     t.slot("web-b", at(4, 11, 0) + timedelta(seconds=1), "faq_answered_id", "F001")
 
     t.turn("web-c", at(10, 9), "嗯嗯", "nlu_fallback", "action_handle_fallback")
@@ -233,6 +240,7 @@ def november(demo_store: sessionmaker[Session], tracker: Tracker) -> sessionmake
         "订单 SO202611180002 到哪了",
         "check_order_status",
         "action_check_order_status",
+        channel="socketio",
     )
     t.turn("web-d", at(12, 14, 3), "转人工", "request_human", "action_request_human")
 
@@ -293,6 +301,8 @@ def test_an_admin_sees_every_conversation_of_the_period(
 ) -> None:
     figures = _metrics(november, tracker, "E08")
     assert figures.conversations == 6  # web-a … web-f; not October's, December's or staff's
+    # By the channel of their first message; a message without one is the web chat's.
+    assert figures.conversations_by_channel == {"web": 4, "wechat": 1, "socketio": 1}
     assert figures.deflected_conversations == 2  # web-a (order status), web-b (FAQ); web-d was handed off
     assert figures.deflection_rate == pytest.approx(2 / 6)
     assert figures.handoff_conversations == 3  # web-c, web-d, web-e
@@ -312,6 +322,7 @@ def test_a_regional_manager_sees_their_regions_customers_only(
 ) -> None:
     figures = _metrics(november, tracker, "E01")  # 华东: C0001 (web-a, verified), C0002 (web-e, by its case)
     assert figures.conversations == 2
+    assert figures.conversations_by_channel == {"web": 2}
     assert figures.deflected_conversations == 1
     assert figures.handoff_conversations == 1
     assert (figures.user_turns, figures.fallback_turns) == (4, 1)
