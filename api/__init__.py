@@ -2,3 +2,9 @@
 
 `api.main:app` is the ASGI application; `api.main.create_app` builds a fresh one (tests do).
 """
+
+from pathlib import Path
+from typing import Final
+
+STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+"""The pages, scripts and stylesheets the API serves (under `/static`, and its pages)."""

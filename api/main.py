@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -17,7 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from api import errors
+from api import STATIC_DIR, errors
 from api.channels import socketio as socketio_channel
 from api.channels import wechat
 from api.routes import (
@@ -32,6 +31,7 @@ from api.routes import (
     knowledge,
     opportunities,
     reminders,
+    widget,
 )
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.settings import get_api_settings, get_knowledge_settings
@@ -39,7 +39,6 @@ from knowledge.holder import KnowledgeHolder
 
 logger = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
 INTERNAL_ERROR_DETAIL = "抱歉，服务器开小差了，请稍后再试。"
 
 # The chat page loads nothing from elsewhere (the machines are offline) and is never framed.
@@ -127,6 +126,8 @@ def create_app() -> FastAPI:
     app.include_router(wechat.router)
     # The dashboard page and plotly.js from the installed package (before the /static mount).
     app.include_router(analytics.pages)
+    # Rasa's standard web widget, served unmodified (before the /static mount).
+    app.include_router(widget.pages)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -32,6 +32,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import STATIC_DIR
 from api.auth import AUTH_ERRORS, StaffDep
 from api.deps import SessionFactoryDep
 from api.errors import status_for
@@ -73,7 +74,6 @@ KPI_METRICS: Final = (
 )
 """The standing KPIs of the dashboard, in the order it shows them."""
 
-STATIC_DIR: Final = Path(__file__).resolve().parents[1] / "static"
 _PLOTLY_SPEC = importlib.util.find_spec("plotly")
 PLOTLY_SCRIPT: Final = (
     Path(next(iter(_PLOTLY_SPEC.submodule_search_locations or ()))) / "package_data" / "plotly.min.js"
