@@ -30,8 +30,9 @@ sender id holds the follower's openid. The tracker store is another database (or
 other tables read by another engine): its changes are committed by these functions before the
 CRM store's, which the caller commits. If that commit fails, running the erasure again completes it.
 
-Only admins may export or erase (`Forbidden("role_not_allowed")`); both are audited with counts
-only, never the data itself.
+Only admins may export or erase (`Forbidden("role_not_allowed")`), and the `OPERATOR` (whoever runs
+`crmbot privacy` on the server holds the database already); both are audited with counts only,
+never the data itself.
 """
 
 import json
@@ -49,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from crm_store import clock
 from crm_store.access import Actor, require_role
+from crm_store.accounts import OPERATOR
 from crm_store.analytics.service_metrics import CUSTOMER_SLOT, STAFF_CONVERSATION_PREFIX, TRACKER_EVENTS
 from crm_store.audit import audit
 from crm_store.db import create_engine_for
@@ -281,6 +283,11 @@ def _unanswered_asked(session: Session, texts: Iterable[str]) -> list[FaqUnanswe
     return sorted(found, key=lambda row: row.id)
 
 
+def _require_privacy_role(actor: Actor) -> None:
+    if actor != OPERATOR:
+        require_role(actor, *PRIVACY_ROLES)
+
+
 def _customer(session: Session, customer_id: str) -> Customer:
     customer = session.get(Customer, customer_id)
     if customer is None:
@@ -297,10 +304,10 @@ def export_customer(
         tracker: Rasa's tracker store (`tracker_store()`); None leaves out the conversations.
 
     Raises:
-        Forbidden: Not an admin ("staff_only", "role_not_allowed").
+        Forbidden: Neither an admin nor the operator ("staff_only", "role_not_allowed").
         NotFound: No such customer ("customer_not_found").
     """
-    require_role(actor, *PRIVACY_ROLES)
+    _require_privacy_role(actor)
     customer = _customer(session, customer_id)
     senders = customer_conversations(session, tracker, customer_id)
     conversations: dict[str, list[dict[str, Any]]] = {}
@@ -605,10 +612,10 @@ def erase_customer(
     committed here; the CRM store's are flushed, and the caller commits.
 
     Raises:
-        Forbidden: Not an admin ("staff_only", "role_not_allowed").
+        Forbidden: Neither an admin nor the operator ("staff_only", "role_not_allowed").
         NotFound: No such customer ("customer_not_found").
     """
-    require_role(actor, *PRIVACY_ROLES)
+    _require_privacy_role(actor)
     customer = _customer(session, customer_id)
     already = session.scalar(
         select(AuditLog.id).where(

@@ -25,6 +25,7 @@ from crmbot.preparation import (
     prepare_model,
     prepare_store,
 )
+from crmbot.privacy_cli import add_privacy_commands
 from crmbot.query_cli import add_query_commands
 from crmbot.stack import Stack, run_stack
 from crmbot.steps import StepFailed, StepRunner, report_failure
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     add_care_commands(commands)
     add_analytics_commands(commands)
     add_query_commands(commands)
+    add_privacy_commands(commands)
     # Last: it adds `run` to the `care` command that the commands above create.
     add_care_process_commands(commands)
     return parser
