@@ -19,6 +19,7 @@ from fastapi_offline import FastAPIOffline
 from api import STATIC_DIR, errors
 from api.channels import socketio as socketio_channel
 from api.channels import wechat
+from api.rate_limit import RateLimits
 from api.routes import (
     analytics,
     auth,
@@ -69,10 +70,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if get_knowledge_settings().warm_up:
         app.state.knowledge.start_loading()
     app.state.http_client = http_client
+    app.state.rate_limits = RateLimits.connect(settings.rate_limit_redis_url)
     app.state.started_at = time.monotonic()
     try:
         yield
     finally:
+        await app.state.rate_limits.aclose()
         await http_client.aclose()
         engine.dispose()
 

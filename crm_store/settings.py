@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final, Literal
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -205,6 +206,39 @@ class ApiSettings(BaseSettings):
         min_length=1,
         description="The Socket.IO event each bot message goes out in (Rasa's `bot_message_evt`).",
     )
+    # Rate limits (api/rate_limit.py, docs/security.md): far above what a person types or an
+    # office signs in with, low enough that a script cannot spend Rasa's or the hasher's time.
+    rate_limit_redis_url: str | None = Field(
+        default=None,
+        pattern=r"^rediss?://",
+        description="Redis holding the rate-limit counters (`redis://127.0.0.1:6379/0`), shared by every "
+        "API worker. Unset: each API process counts in its own memory.",
+    )
+    chat_rate_limit: str = Field(
+        default="60 per minute",
+        description="Chat turns one conversation may send (`/api/chat` and the Socket.IO channel together), "
+        "in the `limits` notation (`60 per minute`, `10 per 10 seconds; 300 per hour`); more get 429.",
+    )
+    login_account_rate_limit: str = Field(
+        default="20 per 15 minutes",
+        description="Failed sign-ins of one employee id before `/api/auth/login` answers 429 for it "
+        "(the lock-out after 5 failures comes first).",
+    )
+    login_address_rate_limit: str = Field(
+        default="100 per 15 minutes",
+        description="Failed sign-ins from one client address, whatever the employee id, before "
+        "`/api/auth/login` answers 429 to it.",
+    )
+
+    @field_validator("chat_rate_limit", "login_account_rate_limit", "login_address_rate_limit")
+    @classmethod
+    def _limits_notation(cls, value: str) -> str:
+        # Refused at start-up rather than at the first request that needs the limit.
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit such as '60 per minute'") from exc
+        return value
 
 
 class StackSettings(BaseSettings):

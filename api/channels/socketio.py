@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import require_staff_actor
 from api.errors import message_for
 from api.gateway import Turn, chat_turn, conversation_id, pending_updates, sender_tag
+from api.rate_limit import CHAT_LIMITED_REPLY, RateLimits
 from api.schemas.chat import MAX_METADATA_BYTES, SENDER_PATTERN
 from crm_store.access import CUSTOMER, Actor
 from crm_store.errors import CrmError, Unauthenticated
@@ -163,6 +164,13 @@ class _Resources:
             raise RuntimeError("Session factory missing: the app was not started through its lifespan")
         return factory
 
+    @property
+    def rate_limits(self) -> RateLimits:
+        limits = getattr(self._app.state, "rate_limits", None)
+        if not isinstance(limits, RateLimits):
+            raise RuntimeError("Rate limits missing: the app was not started through its lifespan")
+        return limits
+
 
 def mount(app: FastAPI, settings: ApiSettings) -> socketio.AsyncServer:
     """Serve the Socket.IO channel on `app` at `settings.socketio_path`; answer the server."""
@@ -264,6 +272,11 @@ def mount(app: FastAPI, settings: ApiSettings) -> socketio.AsyncServer:
         except CrmError:  # pragma: no cover - valid_session_id refuses `staff:` already
             return
         current = resources.settings
+        # The budget of `/api/chat`: one conversation's turns count alike whichever way they come.
+        refusal = await resources.rate_limits.chat_turn(conversation, current.chat_rate_limit)
+        if refusal is not None:
+            await emit_all(sid, [{"text": CHAT_LIMITED_REPLY.format(seconds=refusal.retry_after_s)}])
+            return
         turn: Turn = await chat_turn(
             conversation=conversation,
             text=text if isinstance(text, str) else "",

@@ -41,6 +41,7 @@ from api.gateway import (
     pending_updates,
     sender_tag,
 )
+from api.rate_limit import CHAT_LIMITED_REPLY, RateLimitsDep
 from api.schemas.chat import SENDER_PATTERN, BotMessage, ChatRequest
 
 __all__ = [
@@ -65,6 +66,11 @@ router = APIRouter(prefix="/chat", tags=["chat"])
     response_model=list[BotMessage],
     responses={
         401: {"description": "An `Authorization` header that is not a valid staff token."},
+        429: {
+            "model": list[BotMessage],
+            "description": "Too many turns of this conversation (`CRM_CHAT_RATE_LIMIT`): one polite "
+            "message, and `Retry-After` in seconds.",
+        },
         503: {"model": list[BotMessage], "description": "Rasa is unavailable; the body says so."},
     },
 )
@@ -74,6 +80,7 @@ async def chat(
     http: HttpClientDep,
     principal: PrincipalDep,
     sessions: SessionFactoryDep,
+    limits: RateLimitsDep,
 ) -> JSONResponse:
     """Answer the bot's messages for this turn, in the shape of Rasa's REST channel.
 
@@ -83,9 +90,18 @@ async def chat(
     While a hand-off case is open for `sender`, the message is added to the case for staff and
     not sent to Rasa; the answer is the staff replies not yet shown, or a short holding message.
     Staff replies still waiting when the case is already closed come before Rasa's answer.
+
+    Each conversation has a budget of turns (`CRM_CHAT_RATE_LIMIT`, shared with the Socket.IO
+    channel); a turn over it is 429 with one polite message and `Retry-After`, and reaches nobody.
     """
+    conversation = conversation_id(principal, body.sender)
+    refusal = await limits.chat_turn(conversation, settings.chat_rate_limit)
+    if refusal is not None:
+        logger.info("chat turn over the rate limit for sender #%s", sender_tag(conversation))
+        reply = [{"text": CHAT_LIMITED_REPLY.format(seconds=refusal.retry_after_s)}]
+        return JSONResponse(status_code=429, content=reply, headers=refusal.headers)
     turn = await chat_turn(
-        conversation=conversation_id(principal, body.sender),
+        conversation=conversation,
         text=body.message,
         principal=principal,
         channel=WEB_CHANNEL,
