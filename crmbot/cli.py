@@ -14,6 +14,7 @@ from crm_store.accounts import DEMO_PASSWORD
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.importer import ImportReport, import_csv_dir
 from crmbot.analytics_cli import add_analytics_commands
+from crmbot.backup_cli import add_backup_commands
 from crmbot.care_cli import add_care_commands
 from crmbot.care_process_cli import add_care_process_commands
 from crmbot.customer_cli import add_customer_commands
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     add_analytics_commands(commands)
     add_query_commands(commands)
     add_privacy_commands(commands)
+    add_backup_commands(commands)
     # Last: it adds `run` to the `care` command that the commands above create.
     add_care_process_commands(commands)
     return parser

@@ -1,0 +1,429 @@
+"""`crmbot backup` and `crmbot restore` as an operator runs them, on SQLite and on PostgreSQL.
+
+Each test backs up a store holding the demo company and a tracker store (Rasa's `events` table,
+beside the CRM data as `crmbot up` lays it out: its own SQLite file, or inside the PostgreSQL
+database), then changes or damages things and checks what the operator would see afterwards.
+The PostgreSQL variant works in a scratch database of its own on `CRM_TEST_POSTGRES_URL`.
+"""
+
+import io
+import json
+import logging
+import os
+import shutil
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import URL, inspect, make_url, text
+
+from crm_store.db import alembic_config, create_engine_for, make_session_factory, migrate
+from crm_store.importer import import_csv_dir
+from crm_store.settings import DEMO_DIR, get_store_settings
+from crmbot.cli import main
+
+# Rasa's tracker table, reduced to what these tests look at.
+EVENTS_TABLE = "CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255), data TEXT)"
+CUSTOMER = "C0001"
+
+
+def _demo_store(url: str, demo_dir: Path) -> None:
+    engine = create_engine_for(url)
+    try:
+        migrate(engine)
+        report = import_csv_dir(make_session_factory(engine), demo_dir)
+        assert report.ok
+    finally:
+        engine.dispose()
+
+
+def _add_conversations(url: str) -> None:
+    engine = create_engine_for(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(EVENTS_TABLE))
+            connection.execute(
+                text("INSERT INTO events (id, sender_id, data) VALUES (1, 'w1', '查订单'), (2, 'w1', '谢谢')")
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def info_log(caplog: pytest.LogCaptureFixture) -> None:
+    """The command's INFO lines (progress, what it did) are what the operator reads."""
+    caplog.set_level(logging.INFO)
+
+
+@pytest.fixture(scope="module")
+def sqlite_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo company in a SQLite file, made once; each test copies it."""
+    path = tmp_path_factory.mktemp("demo") / "crm.db"
+    _demo_store(f"sqlite:///{path}", DEMO_DIR)
+    return path
+
+
+@pytest.fixture(scope="module")
+def postgres_demo() -> Iterator[tuple[URL, str] | None]:
+    """The demo company in a scratch PostgreSQL database of this run, made once; each test's
+    database is created from it. None when `CRM_TEST_POSTGRES_URL` is unset."""
+    server_url = get_store_settings().test_postgres_url
+    if not server_url:
+        yield None
+        return
+    server = make_url(server_url).set(drivername="postgresql+psycopg")
+    template = f"crm_backup_test_{os.getpid()}_demo"
+    _outside_transaction(server, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+    _outside_transaction(server, f'CREATE DATABASE "{template}"')
+    try:
+        url = server.set(database=template).render_as_string(hide_password=False)
+        _demo_store(url, DEMO_DIR)
+        _add_conversations(url)  # the tracker shares the store's database, as `crmbot up` sets it
+        yield server, template
+    finally:
+        _outside_transaction(server, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, sqlite_demo: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """`CRM_DATABASE_URL` set to a demo store on SQLite, its tracker file beside it with two events."""
+    path = tmp_path / "var" / "crm.db"
+    path.parent.mkdir()
+    shutil.copyfile(sqlite_demo, path)
+    url = f"sqlite:///{path}"
+    tracker = f"sqlite:///{path.with_name('tracker.db')}"
+    _add_conversations(tracker)
+    monkeypatch.setenv("CRM_DATABASE_URL", url)
+    return url, tracker
+
+
+@pytest.fixture
+def postgres_store(
+    postgres_demo: tuple[URL, str] | None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, str]]:
+    """`CRM_DATABASE_URL` set to a scratch PostgreSQL copy of the demo store, tracker tables inside."""
+    if postgres_demo is None:
+        pytest.skip("CRM_TEST_POSTGRES_URL is unset: the PostgreSQL variant is not run")
+    server, template = postgres_demo
+    name = f"crm_backup_test_{os.getpid()}"
+    _outside_transaction(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _outside_transaction(server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        url = server.set(database=name).render_as_string(hide_password=False)
+        monkeypatch.setenv("CRM_DATABASE_URL", url)
+        yield url, url
+    finally:
+        _outside_transaction(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """The demo store on each engine: (store URL, tracker URL)."""
+    value: tuple[str, str] = request.getfixturevalue(f"{request.param}_store")
+    return value
+
+
+def _outside_transaction(server: URL, statement: str) -> None:
+    admin = create_engine_for(server.render_as_string(hide_password=False))
+    try:
+        with admin.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
+    finally:
+        admin.dispose()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What an operator would compare: every table's row count, a few values people look at, and
+    the conversations."""
+
+    counts: dict[str, int]
+    customer: tuple[str, str | None, str | None]
+    order_total: str
+    events: list[str]
+
+
+def _snapshot(store: tuple[str, str]) -> Snapshot:
+    url, tracker = store
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            tables = sorted(inspect(connection).get_table_names())
+            counts = {
+                name: connection.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()
+                for name in tables
+            }
+            name, phone, city = connection.execute(
+                text("SELECT name, phone, city FROM customers WHERE customer_id = :id"), {"id": CUSTOMER}
+            ).one()
+            total = connection.execute(text("SELECT sum(amount) FROM orders")).scalar_one()
+    finally:
+        engine.dispose()
+    tracker_engine = create_engine_for(tracker)
+    try:
+        with tracker_engine.connect() as connection:
+            events = list(connection.execute(text("SELECT data FROM events ORDER BY id")).scalars())
+    finally:
+        tracker_engine.dispose()
+    return Snapshot(counts, (name, phone, city), str(total), events)
+
+
+def _change_everything(store: tuple[str, str]) -> None:
+    """What a bad day does: deleted follow-ups, an edited customer, a lost order, lost conversations."""
+    url, tracker = store
+    engine = create_engine_for(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM interactions"))
+            connection.execute(
+                text("UPDATE customers SET city = '火星', phone = NULL WHERE customer_id = :id"),
+                {"id": CUSTOMER},
+            )
+            order = connection.execute(
+                text("SELECT order_id FROM orders ORDER BY order_id LIMIT 1")
+            ).scalar_one()
+            connection.execute(text("DELETE FROM order_items WHERE order_id = :id"), {"id": order})
+            connection.execute(text("DELETE FROM orders WHERE order_id = :id"), {"id": order})
+    finally:
+        engine.dispose()
+    tracker_engine = create_engine_for(tracker)
+    try:
+        with tracker_engine.begin() as connection:
+            connection.execute(text("DELETE FROM events"))
+    finally:
+        tracker_engine.dispose()
+
+
+def _audit_actions(url: str) -> list[tuple[str, dict[str, object]]]:
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT action, detail FROM audit_log ORDER BY id")).all()
+    finally:
+        engine.dispose()
+    return [(action, detail if isinstance(detail, dict) else json.loads(detail)) for action, detail in rows]
+
+
+def test_round_trip_brings_every_row_back(
+    store: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _ = store
+    before = _snapshot(store)
+    path = tmp_path / "backups" / "nightly.zip"
+
+    assert main(["backup", str(path)]) == 0
+    assert path.is_file()
+    assert "备份完成" in caplog.text and "客户 60 位、订单 254 笔" in caplog.text
+    _change_everything(store)
+    assert _snapshot(store) != before
+
+    assert main(["restore", str(path), "--yes"]) == 0
+
+    after = _snapshot(store)
+    # The restore's own audit row is the one row more: the backup's was written after the backup.
+    assert after.counts == {**before.counts, "audit_log": before.counts["audit_log"] + 1}
+    assert (after.customer, after.order_total) == (before.customer, before.order_total)
+    assert after.events == before.events == ["查订单", "谢谢"]
+    assert [action for action, _ in _audit_actions(url)] == ["restore_store"]
+    assert "恢复完成" in caplog.text
+    # Nothing personal reached the log: not the customer's name, nor her phone.
+    name, phone, _ = before.customer
+    assert name not in caplog.text and phone and phone not in caplog.text
+
+
+def test_restore_asks_first_and_no_changes_nothing(
+    store: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "before.zip"
+    assert main(["backup", str(path)]) == 0
+    _change_everything(store)
+    changed = _snapshot(store)
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+
+    assert main(["restore", str(path)]) == 1
+
+    shown = capsys.readouterr().out
+    assert "备份内容：客户 60 位、订单 254 笔" in shown
+    assert "确定要恢复吗？[y/N]" in shown
+    assert "已取消，数据没有改动" in caplog.text
+    assert _snapshot(store) == changed
+
+
+def _rewrite_manifest(source: Path, target: Path, **changes: object) -> None:
+    """A copy of a real backup whose manifest says something else (a newer schema, another kind …)."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "manifest.json":
+                manifest = json.loads(data)
+                for key, value in changes.items():
+                    if key.startswith("crm_"):
+                        manifest["parts"][0][key.removeprefix("crm_")] = value
+                    else:
+                        manifest[key] = value
+                data = json.dumps(manifest).encode()
+            new.writestr(item, data)
+
+
+def _damage(source: Path, target: Path) -> None:
+    """A copy of a backup with one byte flipped in the middle of the CRM database's data."""
+    shutil.copyfile(source, target)
+    with zipfile.ZipFile(source) as archive:
+        info = next(item for item in archive.infolist() if item.filename.startswith("crm."))
+    with target.open("r+b") as raw:
+        raw.seek(info.header_offset + 26)
+        name_length = int.from_bytes(raw.read(2), "little")
+        extra_length = int.from_bytes(raw.read(2), "little")
+        middle = info.header_offset + 30 + name_length + extra_length + info.compress_size // 2
+        raw.seek(middle)
+        byte = raw.read(1)
+        raw.seek(middle)
+        raw.write(bytes([byte[0] ^ 0xFF]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("text", "不是小助手的备份文件"),
+        ("zip_without_manifest", "不是小助手的备份文件"),
+        ("another_kind", "不是小助手的备份文件"),
+        ("newer_format", "由更新版本的小助手生成"),
+        ("missing", "找不到备份文件"),
+    ],
+)
+def test_a_file_that_is_not_a_backup_is_refused(
+    sqlite_store: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str, words: str
+) -> None:
+    _refused(sqlite_store, tmp_path, caplog, kind, words)
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [("newer_schema", "备份的数据库结构（版本 9999）比当前程序"), ("damaged", "备份文件已损坏")],
+)
+def test_a_backup_that_cannot_be_put_back_whole_is_refused(
+    store: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str, words: str
+) -> None:
+    _refused(store, tmp_path, caplog, kind, words)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"crm_dump_major": 99}, "找不到 99 版或更新的 PostgreSQL 客户端工具 pg_restore，本机只找到"),
+        ({"crm_server_major": 99}, "备份来自 PostgreSQL 99，不能恢复到更旧的 PostgreSQL"),
+    ],
+)
+def test_a_dump_of_a_newer_postgresql_is_refused_with_what_to_install(
+    postgres_store: tuple[str, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    change: dict[str, int],
+    words: str,
+) -> None:
+    good = tmp_path / "good.zip"
+    assert main(["backup", str(good)]) == 0
+    _change_everything(postgres_store)
+    changed = _snapshot(postgres_store)
+    newer = tmp_path / "newer.zip"
+    _rewrite_manifest(good, newer, **change)
+
+    assert main(["restore", str(newer), "--yes"]) == 1
+
+    assert words in caplog.text
+    assert _snapshot(postgres_store) == changed
+
+
+def _refused(
+    store: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str, words: str
+) -> None:
+    good = tmp_path / "good.zip"
+    assert main(["backup", str(good)]) == 0
+    _change_everything(store)
+    changed = _snapshot(store)
+    bad = tmp_path / "bad.zip"
+    if kind == "text":
+        bad.write_text("客户,电话\n", encoding="utf-8")
+    elif kind == "zip_without_manifest":
+        with zipfile.ZipFile(bad, "w") as archive:
+            archive.writestr("crm.sqlite3", b"SQLite format 3\x00")
+    elif kind == "another_kind":
+        _rewrite_manifest(good, bad, format="someone-elses-backup")
+    elif kind == "newer_format":
+        _rewrite_manifest(good, bad, format_version=99)
+    elif kind == "newer_schema":
+        _rewrite_manifest(good, bad, crm_revision="9999")
+    elif kind == "damaged":
+        _damage(good, bad)
+
+    assert main(["restore", str(bad), "--yes"]) == 1
+
+    assert words in caplog.text
+    assert _snapshot(store) == changed
+
+
+def test_an_older_schema_is_restored_then_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    head = scripts.get_current_head()
+    previous = scripts.get_revision(head).down_revision
+    assert isinstance(previous, str)
+    old = create_engine_for(f"sqlite:///{tmp_path / 'old' / 'crm.db'}")
+    try:
+        config = alembic_config(old)
+        with old.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, previous)
+    finally:
+        old.dispose()
+    monkeypatch.setenv("CRM_DATABASE_URL", f"sqlite:///{tmp_path / 'old' / 'crm.db'}")
+    path = tmp_path / "old.zip"
+    assert main(["backup", str(path)]) == 0
+    monkeypatch.setenv("CRM_DATABASE_URL", f"sqlite:///{tmp_path / 'new' / 'crm.db'}")
+    assert main(["migrate"]) == 0
+
+    assert main(["restore", str(path), "--yes"]) == 0
+
+    assert f"备份的数据库结构（版本 {previous}）较旧，已升级到当前版本" in caplog.text
+    url = f"sqlite:///{tmp_path / 'new' / 'crm.db'}"
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
+    finally:
+        engine.dispose()
+    assert _audit_actions(url) == [
+        (
+            "restore_store",
+            {
+                "file": "old.zip",
+                "backup_created_at": _audit_actions(url)[0][1]["backup_created_at"],
+                "parts": ["crm"],
+                "revision": previous,
+                "migrated": True,
+            },
+        )
+    ]
+
+
+def test_backup_never_overwrites_a_file(
+    sqlite_store: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "taken.zip"
+    path.write_bytes(b"keep me")
+
+    assert main(["backup", str(path)]) == 1
+
+    assert "已存在" in caplog.text and path.read_bytes() == b"keep me"
+    assert main(["backup", str(tmp_path)]) == 0  # a directory: a new file named by the time
+    assert len(list(tmp_path.glob("xiaozhushou-*.zip"))) == 1
