@@ -31,6 +31,7 @@ from api.routes import (
     health,
     knowledge,
     opportunities,
+    privacy,
     reminders,
     widget,
 )
@@ -124,6 +125,7 @@ def create_app() -> FastAPI:
     api_router.include_router(reminders.router)
     api_router.include_router(care.router)
     api_router.include_router(analytics.router)
+    api_router.include_router(privacy.router)
     app.include_router(api_router)
     app.include_router(health.router)
     app.include_router(wechat.router)
