@@ -8,9 +8,10 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
 
 from actions.support import (
     StoreUnavailable,
@@ -19,6 +20,7 @@ from actions.support import (
     latest_intent,
     latest_text,
     store_or_apology,
+    store_session,
     tell_open_tickets,
     verified_customer,
 )
@@ -28,6 +30,7 @@ from crm_store.formatting import order_lines
 from crm_store.identity import Verification, verify_customer
 from crm_store.orders import parse_order_id
 from crm_store.privacy import conversation_key, mask_phone, normalise_phone
+from crm_store.wechat_links import recognised_follower
 
 logger = logging.getLogger(__name__)
 
@@ -130,11 +133,44 @@ def _verified(dispatcher: CollectingDispatcher, result: Verification) -> dict[st
     dispatcher.utter_message(
         response="utter_verified", customer_label=result.display_name, masked_phone=result.masked_phone
     )
+    return _verified_slots(result)
+
+
+def _verified_slots(result: Verification) -> dict[str, Any]:
     return {
         "verified_customer_id": result.customer_id,
         "customer_label": result.display_name,
         "verified_phone_masked": result.masked_phone,
     }
+
+
+class ActionSessionStart(Action):
+    """Rasa's session start, plus: a WeChat follower linked to a customer starts the session verified.
+
+    Like Rasa's own (`carry_over_slots_to_new_session: false`): a new session, then listen. The
+    follower proved who they are with phone and order number once, in the chat, which linked their
+    openid (crm_store.wechat_links); unlinking ("解绑") ends this. When the store cannot be read, the
+    session starts as usual and the follower verifies if a request needs it.
+    """
+
+    def name(self) -> str:
+        return "action_session_start"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events: list[EventType] = [SessionStarted()]
+        try:
+            with store_session() as session:
+                follower = recognised_follower(session, tracker.sender_id)
+        except SQLAlchemyError:
+            # No apology: the customer asked nothing yet, and verifying in the chat still works.
+            logger.warning("the CRM store failed while recognising a WeChat follower", exc_info=True)
+            follower = None
+        if follower is not None:
+            logger.info("session of #%s starts verified (linked)", conversation_key(tracker.sender_id))
+            events += [SlotSet(slot, value) for slot, value in _verified_slots(follower).items()]
+        return [*events, ActionExecuted("action_listen")]
 
 
 def request_before_verification(tracker: Tracker) -> str | None:

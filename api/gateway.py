@@ -40,11 +40,13 @@ from crm_store.access import Actor
 from crm_store.errors import Invalid
 from crm_store.handoff import RelayTurn, relay_turn
 from crm_store.settings import ApiSettings
+from crm_store.wechat_links import WECHAT_CONVERSATION_PREFIX
 
 __all__ = [
     "CHANNELS",
     "EMPTY_MESSAGE_REPLY",
     "RASA_WEBHOOK_PATH",
+    "RESERVED_SENDER_PREFIXES",
     "STAFF_SENDER_PREFIX",
     "TOO_LONG_REPLY",
     "UNAVAILABLE_REPLY",
@@ -53,6 +55,7 @@ __all__ = [
     "chat_turn",
     "conversation_id",
     "pending_updates",
+    "reserved_prefix",
     "sender_tag",
 ]
 
@@ -60,6 +63,7 @@ CHANNELS: Final = ("web", "socketio", "wechat", "wecom")
 WEB_CHANNEL: Final = "web"
 RASA_WEBHOOK_PATH: Final = "/webhooks/rest/webhook"
 STAFF_SENDER_PREFIX: Final = "staff:"
+RESERVED_SENDER_PREFIXES: Final = (STAFF_SENDER_PREFIX, WECHAT_CONVERSATION_PREFIX)
 
 # The channel layer's own words (the bot's come from Rasa's domain).
 EMPTY_MESSAGE_REPLY: Final = "您好像还没有输入内容，请告诉我您想咨询什么～"
@@ -86,16 +90,29 @@ def sender_tag(sender: str) -> str:
     return hashlib.sha256(sender.encode("utf-8")).hexdigest()[:12]
 
 
+def reserved_prefix(sender: str) -> str | None:
+    """The reserved prefix `sender` starts with (any case), or None.
+
+    Conversations of staff (`staff:`) and of WeChat followers (`wechat:`, whose linked follower's
+    session starts verified) are made by the gateway and the WeChat channel only: a client that
+    chooses its own sender id must never continue one of them.
+    """
+    lowered = sender.lower()
+    return next((prefix for prefix in RESERVED_SENDER_PREFIXES if lowered.startswith(prefix)), None)
+
+
 def conversation_id(principal: Actor, sender: str) -> str:
     """The Rasa sender id of this conversation: `staff:<employee_id>:<sender>` for staff.
 
     Raises:
-        Invalid: A customer's sender that starts with `staff:` ("sender_reserved", field "sender").
+        Invalid: A customer's sender that starts with a reserved prefix (`staff:`, `wechat:`)
+            ("sender_reserved", field "sender").
     """
     if principal.is_staff:
         return f"{STAFF_SENDER_PREFIX}{principal.employee_id}:{sender}"
-    if sender.lower().startswith(STAFF_SENDER_PREFIX):
-        raise Invalid("sender_reserved", field="sender", prefix=STAFF_SENDER_PREFIX)
+    prefix = reserved_prefix(sender)
+    if prefix is not None:
+        raise Invalid("sender_reserved", field="sender", prefix=prefix)
     return sender
 
 

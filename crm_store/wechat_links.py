@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from crm_store.access import Actor
 from crm_store.audit import audit
 from crm_store.errors import Invalid, NotFound
+from crm_store.identity import Verification, display_name
 from crm_store.models import AuditLog, Customer, WechatLink, WechatSeenMessage
-from crm_store.privacy import conversation_key
+from crm_store.privacy import conversation_key, mask_phone
 
 __all__ = [
     "SEEN_KEEP",
@@ -31,6 +32,7 @@ __all__ = [
     "link",
     "linked_customer",
     "purge_seen",
+    "recognised_follower",
     "unlink",
     "wechat_conversation",
     "wechat_subject",
@@ -116,6 +118,31 @@ def unlink(session: Session, openid: str, *, actor: Actor | None = None) -> str 
 def linked_customer(session: Session, openid: str) -> str | None:
     """The customer a follower is linked to, or None."""
     return session.scalar(select(WechatLink.customer_id).where(WechatLink.openid == openid))
+
+
+def recognised_follower(session: Session, conversation: str) -> Verification | None:
+    """A linked follower's conversation as verified, so that a returning customer need not verify
+    again; None for any other conversation.
+
+    Only the WeChat channel produces `wechat:` conversation ids (api.gateway reserves the prefix),
+    and it proved the openid by the callback's signature; the link itself was made when the
+    follower verified with phone and order number in the chat.
+    """
+    if not conversation.startswith(WECHAT_CONVERSATION_PREFIX):
+        return None
+    customer = session.scalar(
+        select(Customer)
+        .join(WechatLink, WechatLink.customer_id == Customer.customer_id)
+        .where(WechatLink.openid == conversation.removeprefix(WECHAT_CONVERSATION_PREFIX))
+    )
+    if customer is None:
+        return None
+    return Verification(
+        outcome="verified",
+        customer_id=customer.customer_id,
+        masked_phone=mask_phone(customer.phone),
+        display_name=display_name(customer),
+    )
 
 
 def last_unlinked_at(session: Session, openid: str) -> datetime | None:

@@ -10,7 +10,8 @@ The protocol, as in rasa/core/channels/socketio.py:
 
 - `session_request` `{session_id}` → `session_confirm` with the session id: the one asked for, or a
   new one (`uuid4().hex`) when none was asked for or it is not a valid conversation id (the
-  pattern of the web chat's sender, at most 128 characters, never starting with `staff:`).
+  pattern of the web chat's sender, at most 128 characters, never starting with a reserved prefix,
+  `api.gateway.reserved_prefix`).
 - `user_uttered` `{message, session_id, customData}` (event name `CRM_SOCKETIO_USER_MESSAGE_EVT`)
   → the bot's messages, each as one `bot_uttered` event (`CRM_SOCKETIO_BOT_MESSAGE_EVT`) in the
   shape Rasa emits: `{text}` (one event per paragraph), `{text, quick_replies: [{content_type,
@@ -49,7 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require_staff_actor
 from api.errors import message_for
-from api.gateway import Turn, chat_turn, conversation_id, pending_updates, sender_tag
+from api.gateway import Turn, chat_turn, conversation_id, pending_updates, reserved_prefix, sender_tag
 from api.rate_limit import CHAT_LIMITED_REPLY, RateLimits
 from api.schemas.chat import MAX_METADATA_BYTES, SENDER_PATTERN
 from crm_store.access import CUSTOMER, Actor
@@ -63,14 +64,13 @@ logger = logging.getLogger(__name__)
 CHANNEL: Final = "socketio"
 MAX_SESSION_CHARS: Final = 128
 _SESSION_ID: Final = re.compile(SENDER_PATTERN)
-_STAFF_PREFIX: Final = "staff:"
 
 
 def valid_session_id(value: object) -> str | None:
     """`value` if it can be a customer's conversation id, else None."""
     if not isinstance(value, str) or not 0 < len(value) <= MAX_SESSION_CHARS:
         return None
-    if not _SESSION_ID.match(value) or value.lower().startswith(_STAFF_PREFIX):
+    if not _SESSION_ID.match(value) or reserved_prefix(value) is not None:
         return None
     return value
 
@@ -269,7 +269,7 @@ def mount(app: FastAPI, settings: ApiSettings) -> socketio.AsyncServer:
         text = data.get("message")
         try:
             conversation = conversation_id(principal, session_id)
-        except CrmError:  # pragma: no cover - valid_session_id refuses `staff:` already
+        except CrmError:  # pragma: no cover - valid_session_id refuses reserved prefixes already
             return
         current = resources.settings
         # The budget of `/api/chat`: one conversation's turns count alike whichever way they come.

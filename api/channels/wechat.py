@@ -21,8 +21,8 @@ A text has at most 2,048 bytes (`MAX_TEXT_BYTES`): a longer answer is cut betwee
 messages, in order. Buttons become numbered lines ("回复 1 …"); a follower's "1" is sent as that
 button's payload (remembered per worker for `_CHOICES_TTL_S`). "解绑" removes the follower's link
 to a customer; the link is made when the follower verified themselves in the chat (the bot's own
-audit of `verify_customer` for this conversation, read after each turn: no change of the bot is
-needed).
+audit of `verify_customer` for this conversation, read after each turn), and a linked follower's
+next dialogue session starts verified (the bot's `action_session_start`, actions/identity.py).
 
 Without `CRM_WECHAT_TOKEN` the routes answer 404. Openids never reach the logs in clear.
 """

@@ -13,6 +13,7 @@ def make_tracker(
     active_loop: str | None = None,
     just_extracted: dict[str, Any] | None = None,
     intent: str = "check_order_status",
+    sender_id: str = "test-sender",
 ) -> Tracker:
     """A tracker after the user's turn `text`.
 
@@ -25,7 +26,7 @@ def make_tracker(
         {"event": "slot", "name": name, "value": value} for name, value in (just_extracted or {}).items()
     ]
     return Tracker(
-        sender_id="test-sender",
+        sender_id=sender_id,
         slots={**(slots or {}), **(just_extracted or {})},
         latest_message=latest_message,
         events=events,

@@ -21,10 +21,17 @@ from actions.complaints import (
     ValidateComplaintForm,
 )
 from actions.handoff import ActionHandleFallback, ActionRequestHuman
-from actions.identity import ActionAfterVerification, ActionUnsubscribe, ValidateVerifyForm
+from actions.identity import (
+    ActionAfterVerification,
+    ActionSessionStart,
+    ActionUnsubscribe,
+    ValidateVerifyForm,
+)
 from crm_store import clock
+from crm_store.access import CUSTOMER
 from crm_store.handoff import get_handoff
 from crm_store.models import Customer, HandoffCase, Ticket
+from crm_store.wechat_links import link, unlink
 
 
 def _run(
@@ -82,6 +89,43 @@ def test_mismatch_says_how_many_tries_are_left_without_saying_which_part_was_wro
     assert "verified_customer_id" not in slots
     assert _responses(dispatcher) == ["utter_verify_mismatch"]
     assert dispatcher.messages[0]["attempts_left"] == 2
+
+
+FOLLOWER = "oFollower0000000000000000001"
+
+
+def test_a_linked_wechat_followers_session_starts_verified(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any]
+) -> None:
+    with action_store.begin() as session:
+        link(session, FOLLOWER, "C0001", actor=CUSTOMER)
+
+    events = _run(ActionSessionStart(), dispatcher, domain, sender_id=f"wechat:{FOLLOWER}")
+
+    assert events[0]["event"] == "session_started"
+    assert (events[-1]["event"], events[-1]["name"]) == ("action", "action_listen")
+    slots = _slots(events)
+    assert slots["verified_customer_id"] == "C0001"
+    assert slots["customer_label"].startswith("张") and "伟" not in slots["customer_label"]
+    assert (
+        slots["verified_phone_masked"].endswith("4104")
+        and "18201164104" not in slots["verified_phone_masked"]
+    )
+    assert dispatcher.messages == []  # nothing said: the follower's own message is answered next
+
+
+@pytest.mark.parametrize("sender", [f"wechat:{FOLLOWER}", "web-3f9c2a7e", f"staff:E02:{FOLLOWER}"])
+def test_other_sessions_start_as_rasas_own(
+    action_store: sessionmaker[Session], dispatcher: CollectingDispatcher, domain: dict[str, Any], sender: str
+) -> None:
+    with action_store.begin() as session:
+        link(session, FOLLOWER, "C0001", actor=CUSTOMER)
+        unlink(session, FOLLOWER)  # "解绑": the next session verifies again
+
+    events = _run(ActionSessionStart(), dispatcher, domain, sender_id=sender)
+
+    assert [e["event"] for e in events] == ["session_started", "action"]
+    assert dispatcher.messages == []
 
 
 def test_after_verification_the_orders_asked_for_are_listed(

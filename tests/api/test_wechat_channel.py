@@ -359,6 +359,19 @@ def test_a_slow_turn_answers_success_then_a_customer_service_message(
         assert body == {"touser": OPENID, "msgtype": "text", "text": {"content": BOT_TEXT}}
 
 
+@pytest.mark.parametrize("sender", [f"wechat:{OPENID}", f"WeChat:{OPENID}", "wechat:"])
+def test_a_web_client_may_not_continue_a_followers_conversation(
+    wechat_client: TestClient, stubs: StubServices, sender: str
+) -> None:
+    # A linked follower's session starts verified (actions/identity.py): its id is the channel's own.
+    response = wechat_client.post("/api/chat", json={"sender": sender, "message": "我的订单"})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "sender"]
+    assert "wechat:" in response.json()["detail"][0]["msg"]
+    assert stubs.webhook_calls == []
+
+
 def test_split_message_keeps_every_character_within_the_byte_limit() -> None:
     lines = ["订单SO202611180001：运输中，顺丰速运 SF1234567890。"] * 60 + ["长" * 1000]
     text = "\n".join(lines)
