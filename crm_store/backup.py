@@ -236,6 +236,9 @@ def back_up(path: Path, to_save: Sequence[Target], *, progress: Progress | None 
     partial = path.with_name(path.name + ".partial")
     parts: list[PartInfo] = []
     tracker = "in_crm" if len(to_save) == 1 else "separate"
+    # Readable by its owner only, like the database: it holds every customer's personal data.
+    partial.touch(mode=0o600)
+    partial.chmod(0o600)
     try:
         with (
             zipfile.ZipFile(partial, "w", allowZip64=True) as archive,
@@ -418,7 +421,7 @@ def _run_pg_dump(
     returncode = process.wait()
     errors.join()
     if returncode != 0:
-        raise Unavailable("backup_tool_failed", tool="pg_dump", reason=errors.reason())
+        raise Unavailable("backup_tool_failed", part=target.part, tool="pg_dump", reason=errors.reason())
 
 
 # --- reading and checking a backup -------------------------------------------------------------------
@@ -646,9 +649,11 @@ def _postgres_restore(info: PartInfo, target: Target, archive: zipfile.ZipFile, 
     if damaged:
         raise Invalid("backup_damaged", part=info.part) from damaged[0]
     if reader_code != 0 and not psql_stopped:
-        raise Unavailable("backup_tool_failed", tool="pg_restore", reason=reader_errors.reason())
+        raise Unavailable(
+            "backup_tool_failed", part=info.part, tool="pg_restore", reason=reader_errors.reason()
+        )
     if writer_code != 0 or reader_code != 0:
-        raise Unavailable("backup_tool_failed", tool="psql", reason=writer_errors.reason())
+        raise Unavailable("backup_tool_failed", part=info.part, tool="psql", reason=writer_errors.reason())
 
 
 def _feed(

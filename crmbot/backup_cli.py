@@ -293,7 +293,7 @@ def explain(error: CrmError) -> str:
             )
         case "backup_tool_failed":
             reason = f"：{data['reason']}" if data.get("reason") else ""
-            return f"{data['tool']} 执行失败{reason}。"
+            return f"{part}：{data['tool']} 执行失败{reason}。"
         case "backup_damaged":
             return f"备份文件已损坏（{part}校验失败）。"
         case "database_busy":

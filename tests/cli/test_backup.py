@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import shutil
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -216,7 +218,7 @@ def test_round_trip_brings_every_row_back(
     path = tmp_path / "backups" / "nightly.zip"
 
     assert main(["backup", str(path)]) == 0
-    assert path.is_file()
+    assert path.stat().st_mode & 0o777 == 0o600  # personal data: the owner's only
     assert "备份完成" in caplog.text and "客户 60 位、订单 254 笔" in caplog.text
     _change_everything(store)
     assert _snapshot(store) != before
@@ -256,6 +258,58 @@ def test_restore_asks_first_and_no_changes_nothing(
     assert "确定要恢复吗？[y/N]" in shown
     assert "已取消，数据没有改动" in caplog.text
     assert _snapshot(store) == changed
+
+
+def test_a_sqlite_backup_is_one_moment_while_the_assistant_writes(
+    sqlite_store: tuple[str, str], tmp_path: Path
+) -> None:
+    url, _ = sqlite_store
+    engine = create_engine_for(url)
+    with engine.begin() as connection:
+        # Big enough for several steps of the backup API (16 MiB each), written between by the writer.
+        connection.execute(text("CREATE TABLE padding (blob BLOB)"))
+        connection.execute(
+            text(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)"
+                " INSERT INTO padding SELECT zeroblob(4000) FROM n"
+            )
+        )
+        connection.execute(text("CREATE TABLE ledger (id INTEGER PRIMARY KEY, side TEXT)"))
+    stop = threading.Event()
+    commits = 0
+
+    def write_pairs() -> None:
+        nonlocal commits
+        while not stop.is_set():
+            # Each transaction writes a debit and its credit: a torn copy would show one without the other.
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO ledger (side) VALUES ('debit'), ('credit')"))
+            commits += 1
+
+    writer = threading.Thread(target=write_pairs)
+    writer.start()
+    started = time.monotonic()
+    try:
+        assert main(["backup", str(tmp_path / "busy.zip")]) == 0
+        # Page by page without one read around all steps, SQLite restarts the copy at every write
+        # of another connection: over a minute here, instead of under a second.
+        assert time.monotonic() - started < 20
+    finally:
+        stop.set()
+        writer.join()
+        engine.dispose()
+    assert commits > 0
+
+    assert main(["restore", str(tmp_path / "busy.zip"), "--yes"]) == 0
+
+    restored = create_engine_for(url)
+    try:
+        with restored.connect() as connection:
+            sides = dict(connection.execute(text("SELECT side, count(*) FROM ledger GROUP BY side")).all())
+            assert connection.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+    finally:
+        restored.dispose()
+    assert sides.get("debit", 0) == sides.get("credit", 0)
 
 
 def _rewrite_manifest(source: Path, target: Path, **changes: object) -> None:
