@@ -470,6 +470,23 @@ def test_an_older_schema_is_restored_then_migrated(
     ]
 
 
+def test_long_steps_report_how_far_they_are(
+    store: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every report instead of one per 20 s, so that a store this small shows the lines at all.
+    monkeypatch.setattr("crmbot.backup_cli.REPORT_EVERY_S", 0.0)
+    path = tmp_path / "b.zip"
+
+    assert main(["backup", str(path)]) == 0
+    assert main(["restore", str(path), "--yes"]) == 0
+
+    lines = caplog.messages
+    for verb in ("备份", "恢复"):
+        assert f"{verb} CRM 数据库：开始" in lines
+        assert any(line.startswith(f"{verb} CRM 数据库：已完成 ") for line in lines)
+        assert any(line.startswith(f"{verb} CRM 数据库：完成，用时 ") for line in lines)
+
+
 def test_backup_never_overwrites_a_file(
     sqlite_store: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
