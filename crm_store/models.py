@@ -102,6 +102,7 @@ class Employee(Base):
     """A member of staff: manager, salesperson, service agent or administrator."""
 
     __tablename__ = "employees"
+    __table_args__ = (Index("uq_employees_wecom_userid", "wecom_userid", unique=True),)
 
     employee_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[PersonName]
@@ -113,6 +114,10 @@ class Employee(Base):
     # Consecutive failed sign-ins, and the end of the lock-out they caused.
     failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[datetime | None]
+    # The employee's WeCom (企业微信) member id (crm_store/wecom_links.py): their messages to the WeCom
+    # app are theirs, with their role and scope. One employee per WeCom member (a unique index, which
+    # SQLite can add to an existing table, unlike a unique constraint).
+    wecom_userid: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[UpdatedAt]
 
     customers: Mapped[list["Customer"]] = relationship(back_populates="owner")
