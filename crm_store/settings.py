@@ -15,6 +15,7 @@ the helpers at the end of this module are the only other places that touch it.
 | `CareSettings`      | `CRM_`       | proactive care: rules, quiet hours, retries, SMTP, spool    |
 | `AnalyticsSettings` | `CRM_`       | customer value and risk: window, tiers, CLV, nightly run    |
 | `PrivacySettings`   | `CRM_`       | personal data: how long conversation texts are kept         |
+| `WecomSettings`     | `CRM_WECOM_` | the WeCom (企业微信) app for staff: callbacks, app messages  |
 
 docs/configuration.md is generated from these classes (`python -m crmbot.settings_doc`); a test
 fails when it is out of date, so every variable a user can set is listed there.
@@ -50,6 +51,7 @@ __all__ = [
     "StackSettings",
     "StoreSettings",
     "WechatSettings",
+    "WecomSettings",
     "child_environment",
     "force_offline",
     "general_model_dir",
@@ -61,6 +63,7 @@ __all__ = [
     "get_stack_settings",
     "get_store_settings",
     "get_wechat_settings",
+    "get_wecom_settings",
     "pin_today",
 ]
 
@@ -605,6 +608,71 @@ class WechatSettings(BaseSettings):
     )
 
 
+class WecomSettings(BaseSettings):
+    """The WeCom (企业微信) app for staff (api/channels/wecom.py) and its app messages (care).
+
+    WeCom encrypts every callback, so the callback needs the Token, the EncodingAESKey and the
+    CorpID together; sending app messages (late replies, care reminders) needs the CorpID, the
+    AgentId and the app's Secret.
+    """
+
+    model_config = _config("CRM_WECOM_")
+
+    corp_id: str | None = Field(
+        default=None, description="The company's CorpID (我的企业 → 企业信息 → 企业ID)."
+    )
+    agent_id: int | None = Field(
+        default=None,
+        description="The AgentId of the self-built app (应用管理 → the app), to send app messages.",
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="The app's Secret, to fetch the access token of the app message API. Unset: replies "
+        "that miss the reply budget and care reminders are not sent through WeCom.",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="The Token of the app's 接收消息 API settings; it signs every callback. Unset: "
+        "`/channels/wecom` answers 404.",
+    )
+    aes_key: SecretStr | None = Field(
+        default=None,
+        description="The EncodingAESKey (43 characters) of 接收消息: WeCom encrypts every callback with it. "
+        "Required with the Token.",
+    )
+    api_base: str = Field(
+        default="https://qyapi.weixin.qq.com",
+        description="The WeCom API server (`/cgi-bin/gettoken`, `/cgi-bin/message/send`).",
+    )
+    reply_budget_s: float = Field(
+        default=4.0,
+        gt=0,
+        le=4.5,
+        description="How long a callback may wait for the bot: WeCom gives up after 5 s. A later reply "
+        "goes out as an app message.",
+    )
+
+    @model_validator(mode="after")
+    def _callback_complete(self) -> "WecomSettings":
+        if self.token is not None and (self.aes_key is None or not self.corp_id):
+            raise ValueError(
+                "CRM_WECOM_TOKEN needs CRM_WECOM_AES_KEY and CRM_WECOM_CORP_ID: WeCom encrypts every callback"
+            )
+        if self.aes_key is not None and len(self.aes_key.get_secret_value()) != 43:
+            raise ValueError("CRM_WECOM_AES_KEY must be the 43-character EncodingAESKey of the app")
+        return self
+
+    @property
+    def callbacks_on(self) -> bool:
+        """Whether `/channels/wecom` takes callbacks (the Token is set, and with it the key and CorpID)."""
+        return self.token is not None
+
+    @property
+    def app_messages_on(self) -> bool:
+        """Whether app messages can be sent (CorpID, AgentId and Secret are set)."""
+        return bool(self.corp_id) and self.agent_id is not None and self.secret is not None
+
+
 def general_model_dir() -> Path:
     """The customer-service model built at set-up, or the plain base model where it is not."""
     return SERVICE_MODEL_DIR if (SERVICE_MODEL_DIR / "modules.json").is_file() else BASE_MODEL_DIR
@@ -649,6 +717,11 @@ def get_knowledge_settings() -> KnowledgeSettings:
 def get_wechat_settings() -> WechatSettings:
     """Read the WeChat channel's settings now (not cached, so a changed environment is seen)."""
     return WechatSettings()
+
+
+def get_wecom_settings() -> WecomSettings:
+    """Read the WeCom app's settings now (not cached, so a changed environment is seen)."""
+    return WecomSettings()
 
 
 def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -24,6 +24,7 @@ from crm_store.settings import (
     StackSettings,
     StoreSettings,
     WechatSettings,
+    WecomSettings,
 )
 
 PAGE: Final = PROJECT_ROOT / "docs" / "configuration.md"
@@ -37,6 +38,7 @@ SECTIONS: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
     ("Customer value and risk (docs/analytics.md)", AnalyticsSettings),
     ("Personal data (docs/privacy.md)", PrivacySettings),
     ("WeChat Official Account channel (docs/channels.md)", WechatSettings),
+    ("WeCom (企业微信) app for staff (docs/channels.md)", WecomSettings),
 )
 
 _INTRO: Final = """# Configuration
