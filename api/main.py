@@ -18,7 +18,7 @@ from fastapi_offline import FastAPIOffline
 
 from api import STATIC_DIR, errors
 from api.channels import socketio as socketio_channel
-from api.channels import wechat
+from api.channels import wechat, wecom
 from api.rate_limit import RateLimits
 from api.routes import (
     analytics,
@@ -129,6 +129,7 @@ def create_app() -> FastAPI:
     app.include_router(api_router)
     app.include_router(health.router)
     app.include_router(wechat.router)
+    app.include_router(wecom.router)
     # The dashboard page and plotly.js from the installed package (before the /static mount).
     app.include_router(analytics.pages)
     # Rasa's standard web widget, served unmodified (before the /static mount).
