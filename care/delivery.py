@@ -7,6 +7,8 @@
   `smtps://`); without it `EmailSpool` writes one JSON line to `email.jsonl` in the spool.
 - `sms` (`SmsSpool`), `wechat` (`WechatSpool`): one JSON line in `sms.jsonl` / `wechat.jsonl`
   until a provider is configured.
+- `wecom` (`WecomApp`): a staff reminder as a WeCom (企业微信) app message to the employee's WeCom
+  member (`crm_store.wecom_app.send_app_text`), when the WeCom app is configured.
 
 A channel raises `DeliveryFailed` (an `Unavailable` of the error vocabulary, code
 `delivery_failed`, `data["reason"]` a short code without personal data); the sender retries with
@@ -30,7 +32,8 @@ from urllib.parse import unquote, urlsplit
 from care.texts import email_subject
 from crm_store.errors import Unavailable
 from crm_store.outbox import OutboxMessage
-from crm_store.settings import CareSettings
+from crm_store.settings import CareSettings, WecomSettings, get_wecom_settings
+from crm_store.wecom_app import send_app_text
 
 __all__ = [
     "Channel",
@@ -42,6 +45,7 @@ __all__ = [
     "StaffInbox",
     "WebInbox",
     "WechatSpool",
+    "WecomApp",
     "channels",
 ]
 
@@ -213,8 +217,38 @@ class EmailSpool(SpoolChannel):
     name = "email"
 
 
-def channels(settings: CareSettings) -> dict[str, Channel]:
-    """Every channel by name, configured from `settings`."""
+class WecomApp:
+    """Staff reminders as WeCom app messages, to the member linked to the employee.
+
+    A channel of its own, with rows of its own, rather than a second delivery inside `StaffInbox`:
+    `care.run` queues a `wecom` copy of each staff reminder whose employee is linked while the app
+    is configured. So the inbox row is sent (and shown in the staff chat) whatever WeCom does, and
+    a WeCom failure takes the ordinary way of any channel: its row retried with backoff, then
+    failed, and the `wecom` channel alone paused after repeated failures. Inside `StaffInbox`, a
+    failure would have held the inbox row back, given it up after the last attempt, and paused
+    every staff reminder with the channel.
+
+    The member is the message's `address` (`employees.wecom_userid` at claim time): an employee
+    unlinked since the decision has none, and the message is skipped (`no_address`).
+    """
+
+    name = "wecom"
+
+    def __init__(self, settings: WecomSettings) -> None:
+        self._settings = settings
+
+    def send(self, message: OutboxMessage) -> None:
+        if not message.address:
+            raise DeliveryFailed("no_address")
+        try:
+            send_app_text(self._settings, message.address, message.text)
+        except Unavailable as error:
+            raise DeliveryFailed(str(error.data.get("reason", "wecom_error"))) from None
+
+
+def channels(settings: CareSettings, wecom: WecomSettings | None = None) -> dict[str, Channel]:
+    """Every channel by name, configured from `settings` (and `wecom`, read from the environment
+    when None: `wecom` is there only when the WeCom app can send messages)."""
     email: Channel
     if settings.smtp_url is not None:
         email = Email(
@@ -229,4 +263,7 @@ def channels(settings: CareSettings) -> dict[str, Channel]:
         SmsSpool(settings.care_spool_dir),
         WechatSpool(settings.care_spool_dir),
     ]
+    wecom_settings = wecom if wecom is not None else get_wecom_settings()
+    if wecom_settings.app_messages_on:
+        found.append(WecomApp(wecom_settings))
     return {channel.name: channel for channel in found}

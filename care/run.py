@@ -11,13 +11,18 @@ retried after a failure, with the reason) and `skipped` (decided but never to be
 `no_address`, or `failed` after the last attempt).
 
 Quiet hours (`care_quiet_start`–`care_quiet_end`, Beijing time) hold customer-facing messages
-until the next end of the quiet hours; staff reminders are never held. The opt-out is read again
+until the next end of the quiet hours; staff reminders are never held.
+
+WeCom: while the WeCom app can send messages (`WecomSettings.app_messages_on`), each staff reminder
+to an employee linked to a WeCom member is also queued as a `wecom` message (its dedupe key ends in
+`:wecom` instead of `:staff_inbox`), delivered by `care.delivery.WecomApp`; why a row of its own is
+said there. The opt-out is read again
 when a customer message is claimed, so an opt-out after the decision still stops it.
 """
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -40,8 +45,15 @@ from crm_store.outbox import (
     record_channel_failure,
     record_channel_success,
 )
-from crm_store.settings import CareSettings, get_care_settings
-from crm_store.vocab import CARE_AUDIENCE_CUSTOMER, OUTBOX_STATUS_PENDING, OUTBOX_STATUS_SKIPPED
+from crm_store.settings import CareSettings, WecomSettings, get_care_settings, get_wecom_settings
+from crm_store.vocab import (
+    CARE_AUDIENCE_CUSTOMER,
+    CARE_STAFF_CHANNEL,
+    CARE_WECOM_CHANNEL,
+    OUTBOX_STATUS_PENDING,
+    OUTBOX_STATUS_SKIPPED,
+)
+from crm_store.wecom_links import wecom_userids
 
 __all__ = [
     "CareItem",
@@ -60,7 +72,7 @@ REASON_OPT_OUT = "opt_out"
 REASON_NO_ADDRESS = "no_address"
 REASON_FAILED = "failed"
 REASON_CHANNEL_PAUSED = "channel_paused"
-_ADDRESSED_CHANNELS = frozenset({"email", "sms"})
+_ADDRESSED_CHANNELS = frozenset({"email", "sms", CARE_WECOM_CHANNEL})
 
 
 @dataclass(frozen=True)
@@ -157,8 +169,28 @@ def _item(message: NewMessage | OutboxMessage, reason: str | None = None) -> Car
     )
 
 
+def _wecom_copies(session: Session, messages: list[NewMessage]) -> list[NewMessage]:
+    """A `wecom` copy of each pending staff reminder whose employee is linked to a WeCom member."""
+    staff = [m for m in messages if m.channel == CARE_STAFF_CHANNEL and m.status == OUTBOX_STATUS_PENDING]
+    linked = wecom_userids(session, {m.employee_id for m in staff if m.employee_id is not None})
+    suffix = f":{CARE_STAFF_CHANNEL}"
+    return [
+        replace(
+            m,
+            channel=CARE_WECOM_CHANNEL,
+            dedupe_key=m.dedupe_key.removesuffix(suffix) + f":{CARE_WECOM_CHANNEL}",
+        )
+        for m in staff
+        if m.employee_id in linked and m.dedupe_key.endswith(suffix)
+    ]
+
+
 def _decide(
-    sessions: sessionmaker[Session], now: datetime, dry_run: bool, settings: CareSettings
+    sessions: sessionmaker[Session],
+    now: datetime,
+    dry_run: bool,
+    settings: CareSettings,
+    wecom: WecomSettings,
 ) -> tuple[CareReport, list[NewMessage]]:
     """Run every rule; queue the new messages (unless a dry run). Returns the new skipped and pending."""
     report = CareReport()
@@ -167,6 +199,8 @@ def _decide(
         try:
             with sessions.begin() as session:
                 messages = [_message(event) for event in rule(session, now, settings)]
+                if wecom.app_messages_on:
+                    messages.extend(_wecom_copies(session, messages))
                 if dry_run:
                     known = existing_keys(session, [m.dedupe_key for m in messages])
                     new_keys = {m.dedupe_key for m in messages} - known
@@ -197,6 +231,7 @@ def run_once(
     dry_run: bool = False,
     settings: CareSettings | None = None,
     adapters: Mapping[str, Channel] | None = None,
+    wecom: WecomSettings | None = None,
 ) -> CareReport:
     """Compute due events (each rule), queue them exactly once, then send what is due.
 
@@ -206,12 +241,15 @@ def run_once(
         dry_run: Decide only: nothing is queued or sent; the report shows what would be.
         settings: Care settings; read from the environment when None.
         adapters: Channels by name (tests pass fakes); `care.delivery.channels(settings)` when None.
+        wecom: The WeCom app's settings (whether to queue WeCom copies, and how to send them); read
+            from the environment when None.
 
     Returns:
         The report of this call: every message queued now is in it once, as sent, deferred or skipped.
     """
     config = settings if settings is not None else get_care_settings()
-    report, fresh = _decide(sessions, now, dry_run, config)
+    wecom_config = wecom if wecom is not None else get_wecom_settings()
+    report, fresh = _decide(sessions, now, dry_run, config, wecom_config)
     if dry_run:
         quiet = in_quiet_hours(now, config)
         for message in fresh:
@@ -221,7 +259,14 @@ def run_once(
                 report.sent.append(_item(message))
         return report
     report.extend(
-        send_due(sessions, now=now, limit=config.care_batch_size, settings=config, adapters=adapters)
+        send_due(
+            sessions,
+            now=now,
+            limit=config.care_batch_size,
+            settings=config,
+            adapters=adapters,
+            wecom=wecom_config,
+        )
     )
     return report
 
@@ -233,14 +278,16 @@ def send_due(
     limit: int = 200,
     settings: CareSettings | None = None,
     adapters: Mapping[str, Channel] | None = None,
+    wecom: WecomSettings | None = None,
 ) -> CareReport:
     """Only the sending half: claim due pending messages, send, mark them sent, deferred or failed.
 
     Claims are committed before sending and each outcome is committed alone, so a sender killed
     mid-batch loses at most the claims it held; they are claimed again after `care_claim_lease_s`.
+    `wecom` configures the WeCom channel when `adapters` is None (read from the environment when None).
     """
     config = settings if settings is not None else get_care_settings()
-    table = adapters if adapters is not None else channels(config)
+    table = adapters if adapters is not None else channels(config, wecom)
     report = CareReport()
     while True:
         with sessions.begin() as session:

@@ -42,6 +42,7 @@ from crm_store.vocab import (
     CARE_AUDIENCE_STAFF,
     CARE_CHANNELS,
     CARE_STAFF_CHANNEL,
+    CARE_WECOM_CHANNEL,
     OUTBOX_STATUS_FAILED,
     OUTBOX_STATUS_PENDING,
     OUTBOX_STATUS_SENDING,
@@ -107,9 +108,9 @@ class NewMessage:
 class OutboxMessage:
     """A claimed message with what its channel needs to deliver it.
 
-    `address` is the e-mail address or phone number of the recipient for the channels that need
-    one (None for inboxes); it is personal data and is never logged. `opt_out` is the customer's
-    opt-out as it stands at claim time.
+    `address` is the e-mail address, phone number or WeCom userid of the recipient for the channels
+    that need one (None for inboxes); it is personal data and is never logged. `opt_out` is the
+    customer's opt-out as it stands at claim time.
     """
 
     id: int
@@ -289,7 +290,11 @@ def _claimed(row: Outbox, customer: Customer | None, employee: Employee | None) 
     staff = row.employee_id is not None
     if staff:
         name = employee.name if employee is not None else None
-        address = employee.email if employee is not None and row.channel == "email" else None
+        address = None
+        if employee is not None and row.channel == "email":
+            address = employee.email
+        elif employee is not None and row.channel == CARE_WECOM_CHANNEL:
+            address = employee.wecom_userid
     else:
         name = customer.name if customer is not None else None
         address = None

@@ -119,4 +119,6 @@ CARE_AUDIENCES: Final = ("staff", "customer")
 CARE_AUDIENCE_STAFF: Final = "staff"
 CARE_AUDIENCE_CUSTOMER: Final = "customer"
 CARE_STAFF_CHANNEL: Final = "staff_inbox"
-CARE_CHANNELS: Final = (CARE_STAFF_CHANNEL, *CHANNEL_PREFS)
+# A copy of a staff reminder as a WeCom app message, for an employee linked to a WeCom member.
+CARE_WECOM_CHANNEL: Final = "wecom"
+CARE_CHANNELS: Final = (CARE_STAFF_CHANNEL, *CHANNEL_PREFS, CARE_WECOM_CHANNEL)
