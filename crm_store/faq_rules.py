@@ -48,6 +48,7 @@ __all__ = [
     "check_question",
     "checked_fields",
     "join_alts",
+    "multi_line",
     "one_line",
     "split_alts",
 ]
@@ -75,7 +76,8 @@ def one_line(text: str) -> str:
     return " ".join(cleaned.split())
 
 
-def _multi_line(text: str) -> str:
+def multi_line(text: str) -> str:
+    """`text` without control characters or trailing spaces, its line breaks kept (as "\\n")."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
     cleaned = "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch) != "Cc")
     return "\n".join(line.rstrip() for line in cleaned.strip().split("\n"))
@@ -113,7 +115,7 @@ def check_answer(answer: str) -> str:
     Raises:
         Invalid: `faq_answer_empty` or `faq_answer_too_long`.
     """
-    value = _multi_line(answer)
+    value = multi_line(answer)
     if not value:
         raise Invalid("faq_answer_empty", field="answer")
     if len(value) > ANSWER_MAX_CHARS:

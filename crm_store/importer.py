@@ -42,7 +42,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from crm_store import clock
 from crm_store.errors import Invalid
-from crm_store.faq_rules import FaqFields, checked_fields, split_alts
+from crm_store.faq_rules import FaqFields, checked_fields, multi_line, split_alts
 from crm_store.models import (
     Base,
     Customer,
@@ -179,8 +179,13 @@ def _parse_id(value: str, name: str) -> str:
     return value
 
 
-def _parse_text(value: str, _name: str) -> str:
-    return value
+def _parse_text(value: str, name: str) -> str:
+    # A stray NUL or escape from a broken export: PostgreSQL refuses NUL in text and SQLite would
+    # keep it, so both drop control characters here alike (line breaks stay, in notes say).
+    cleaned = multi_line(value)
+    if not cleaned:
+        raise _fail(f"字段 {name} 只有不可见的控制字符")
+    return cleaned
 
 
 _DATE = re.compile(r"([0-9]{4})[-/]([0-9]{1,2})[-/]([0-9]{1,2})")
