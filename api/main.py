@@ -73,9 +73,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.http_client = http_client
     app.state.rate_limits = RateLimits.connect(settings.rate_limit_redis_url)
     app.state.started_at = time.monotonic()
+    # WeChat followers do not poll: staff replies of their hand-off cases are pushed to them.
+    wechat_pusher = wechat.start_pusher(settings, http_client, app.state.session_factory)
     try:
         yield
     finally:
+        if wechat_pusher is not None:
+            wechat_pusher.cancel()
         await app.state.rate_limits.aclose()
         await http_client.aclose()
         engine.dispose()

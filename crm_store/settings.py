@@ -606,6 +606,12 @@ class WechatSettings(BaseSettings):
         description="How long a callback may wait for the bot: WeChat gives up after 5 s. A later reply "
         "goes out through the customer-service message API.",
     )
+    push_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often, in seconds, each API worker sends followers the staff replies of their "
+        "hand-off cases (customer-service messages; needs the AppID and AppSecret).",
+    )
 
 
 class WecomSettings(BaseSettings):

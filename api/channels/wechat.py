@@ -53,12 +53,14 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
-from api.gateway import UNAVAILABLE_REPLY, Turn, chat_turn, sender_tag
+from api.gateway import UNAVAILABLE_REPLY, Turn, chat_turn, pending_updates, sender_tag
 from crm_store import clock
 from crm_store.access import CUSTOMER
+from crm_store.handoff import conversations_awaiting_replies
 from crm_store.identity import verified_customer_of
 from crm_store.settings import ApiSettings, WechatSettings, get_wechat_settings
 from crm_store.wechat_links import (
+    WECHAT_CONVERSATION_PREFIX,
     first_seen,
     last_unlinked_at,
     link,
@@ -76,7 +78,9 @@ __all__ = [
     "UNSUPPORTED_REPLY",
     "WELCOME_REPLY",
     "render_text",
+    "push_staff_replies",
     "split_message",
+    "start_pusher",
     "router",
     "wechat_api_client",
 ]
@@ -478,3 +482,70 @@ async def _send_texts(texts: list[str], openid: str, settings: WechatSettings) -
                 getattr(exc, "errcode", ""),
             )
             return
+
+
+# -- staff replies of a hand-off, pushed ------------------------------------------------------------
+
+
+def _awaiting(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return conversations_awaiting_replies(session, prefix=WECHAT_CONVERSATION_PREFIX)
+
+
+async def push_staff_replies(
+    *,
+    settings: WechatSettings,
+    api_settings: ApiSettings,
+    http: httpx.AsyncClient,
+    sessions: sessionmaker[Session],
+) -> int:
+    """Send followers what staff wrote in their hand-off cases (and the closing words with the rating
+    choices) as customer-service messages; the number of followers sent to.
+
+    A follower does not poll like the web page, so each API worker calls this every
+    `CRM_WECHAT_PUSH_INTERVAL_S`; a reply is claimed once across workers (`pending_updates`). A reply
+    WeChat refuses stays in the case's transcript for staff; the follower is not sent it again.
+    """
+    sent = 0
+    for conversation in await anyio.to_thread.run_sync(_awaiting, sessions):
+        messages = await pending_updates(
+            conversation=conversation,
+            principal=CUSTOMER,
+            settings=api_settings,
+            http=http,
+            sessions=sessions,
+        )
+        if not messages:
+            continue
+        openid = conversation.removeprefix(WECHAT_CONVERSATION_PREFIX)
+        _remember_choices(openid, messages)
+        await _send_texts(split_message(render_text(messages)), openid, settings)
+        sent += 1
+    return sent
+
+
+async def _push_forever(
+    settings: WechatSettings,
+    api_settings: ApiSettings,
+    http: httpx.AsyncClient,
+    sessions: sessionmaker[Session],
+) -> None:
+    while True:
+        await asyncio.sleep(settings.push_interval_s)
+        try:
+            await push_staff_replies(
+                settings=settings, api_settings=api_settings, http=http, sessions=sessions
+            )
+        except SQLAlchemyError as exc:
+            logger.warning("wechat: staff replies not pushed this time (%s)", type(exc).__name__)
+
+
+def start_pusher(
+    api_settings: ApiSettings, http: httpx.AsyncClient, sessions: sessionmaker[Session]
+) -> "asyncio.Task[None] | None":
+    """The API worker's task pushing staff replies to followers; None while the channel is off or
+    cannot send (no AppID/AppSecret)."""
+    settings = get_wechat_settings()
+    if settings.token is None or wechat_api_client(settings) is None:
+        return None
+    return asyncio.create_task(_push_forever(settings, api_settings, http, sessions), name="wechat-push")

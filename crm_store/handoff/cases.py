@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -367,6 +367,23 @@ def pending_replies(session: Session, *, conversation: str) -> list[StaffReply]:
         .order_by(HandoffMessage.id)
     )
     return [_reply_view(message) for message in session.scalars(stmt)]
+
+
+def conversations_awaiting_replies(session: Session, *, prefix: str, limit: int = 100) -> list[str]:
+    """Conversations whose id starts with `prefix` that have staff replies not yet delivered, the
+    longest waiting first: for channels whose customer does not poll (WeChat), which push them."""
+    stmt = (
+        select(HandoffCase.sender_id)
+        .join(HandoffMessage, HandoffMessage.case_id == HandoffCase.id)
+        .where(
+            HandoffCase.sender_id.startswith(prefix, autoescape=True),
+            HandoffMessage.delivered_at.is_(None),
+        )
+        .group_by(HandoffCase.sender_id)
+        .order_by(func.min(HandoffMessage.id))
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
 
 
 def mark_delivered(session: Session, *, reply_ids: Iterable[int], now: datetime | None = None) -> int:

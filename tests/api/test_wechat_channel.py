@@ -2,18 +2,14 @@
 
 Callbacks are built with wechatpy's own signer and crypto (`WeChatSigner`, `WeChatCrypto.encrypt_message`),
 Rasa is the in-process stub of `api_stubs`, and the customer-service message API is a real HTTP
-server on loopback that records every request (`FakeWechatApi`).
+server on loopback that records every request (`tests.wechat_api`).
 """
 
 import asyncio
-import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -33,6 +29,7 @@ from api.channels.wechat import (
     UNLINKED_REPLY,
     UNSUPPORTED_REPLY,
     WELCOME_REPLY,
+    push_staff_replies,
     split_message,
 )
 from api.deps import get_http_client
@@ -40,9 +37,12 @@ from api.gateway import TOO_LONG_REPLY
 from crm_store.access import CUSTOMER
 from crm_store.audit import audit
 from crm_store.db import make_session_factory
+from crm_store.handoff import add_staff_reply, open_handoff
 from crm_store.models import Customer, WechatLink
 from crm_store.privacy import conversation_key
-from crm_store.settings import WechatSettings, get_wechat_settings
+from crm_store.settings import ApiSettings, WechatSettings, get_wechat_settings
+from crm_store.vocab import HANDOFF_REASON_ASKED
+from tests.wechat_api import SEND_PATH, FakeWechatApi, running_wechat_api, sent_texts
 
 TOKEN = "wx-callback-token-7c1e"
 APP_ID = "wx1234567890abcdef"
@@ -63,57 +63,10 @@ class Answer(Protocol):
     def text(self) -> str: ...
 
 
-@dataclass
-class FakeWechatApi:
-    """api.weixin.qq.com on loopback: `/cgi-bin/token` and `/cgi-bin/message/custom/send`, recorded."""
-
-    calls: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
-    base: str = ""
-    sent: threading.Event = field(default_factory=threading.Event)
-
-
 @pytest.fixture
 def wechat_api() -> Iterator[FakeWechatApi]:
-    fake = FakeWechatApi()
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802  # http.server's name
-            url = urlsplit(self.path)
-            fake.calls.append(("GET", url.path, parse_qs(url.query), None))
-            if url.path == "/cgi-bin/token":
-                self._answer({"access_token": f"ACCESS-{len(fake.calls)}", "expires_in": 7200})
-            else:
-                self._answer({"errcode": 404, "errmsg": "not found"})
-
-        def do_POST(self) -> None:  # noqa: N802
-            url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"null")
-            fake.calls.append(("POST", url.path, parse_qs(url.query), body))
-            self._answer({"errcode": 0, "errmsg": "ok"})
-            if url.path == "/cgi-bin/message/custom/send":
-                fake.sent.set()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running_wechat_api() as fake:
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass
@@ -438,3 +391,53 @@ def test_verification_in_the_chat_links_and_unlink_removes(
     with sessions() as session:
         assert session.get(WechatLink, OPENID) is None
     assert len(stubs.webhook_calls) == 2
+
+
+def _staff_reply_waiting(database_url: str, conversation: str, text: str) -> None:
+    sessions = _sessions(database_url)
+    with sessions.begin() as session:
+        case = open_handoff(session, conversation=conversation, reason=HANDOFF_REASON_ASKED).case
+        add_staff_reply(session, case_id=case.id, text=text, staff_id=None)
+
+
+def test_staff_replies_of_a_followers_hand_off_are_pushed_once(
+    database_url: str, wechat_api: FakeWechatApi, stubs: StubServices, settings: ApiSettings
+) -> None:
+    reply = "您好，我是客服小王，您的订单已经加急处理，明天就能发出。"
+    _staff_reply_waiting(database_url, f"wechat:{OPENID}", reply)
+    _staff_reply_waiting(database_url, "web-3f9c2a7e", "网页上的客户自己来取，不推送到微信")
+
+    async def push() -> int:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(stubs.handle)) as http:
+            return await push_staff_replies(
+                settings=_settings(wechat_api),
+                api_settings=settings,
+                http=http,
+                sessions=_sessions(database_url),
+            )
+
+    assert asyncio.run(push()) == 1
+    assert sent_texts(wechat_api, OPENID) == [reply]
+    assert [c for c in wechat_api.calls if c[1] == SEND_PATH and c[3]["touser"] != OPENID] == []
+    assert asyncio.run(push()) == 0  # each reply once
+    assert stubs.webhook_calls == []
+
+
+def test_the_api_pushes_staff_replies_while_it_runs(
+    app: FastAPI, database_url: str, wechat_api: FakeWechatApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "CRM_WECHAT_TOKEN": TOKEN,
+        "CRM_WECHAT_APP_ID": APP_ID,
+        "CRM_WECHAT_APP_SECRET": APP_SECRET,
+        "CRM_WECHAT_API_BASE": wechat_api.base,
+        "CRM_WECHAT_PUSH_INTERVAL_S": "0.1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    reply = "客服小李：退款已经提交，三个工作日内到账。"
+    _staff_reply_waiting(database_url, f"wechat:{OPENID}", reply)
+
+    with TestClient(app):
+        assert wechat_api.sent.wait(timeout=10)
+
+    assert sent_texts(wechat_api, OPENID) == [reply]
