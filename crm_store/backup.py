@@ -652,6 +652,9 @@ def _postgres_restore(info: PartInfo, target: Target, archive: zipfile.ZipFile, 
         raise Unavailable(
             "backup_tool_failed", part=info.part, tool="pg_restore", reason=reader_errors.reason()
         )
+    if "lock timeout" in writer_errors.reason():
+        # The running assistant held a table longer than RESTORE_LOCK_TIMEOUT: rolled back, try later.
+        raise Unavailable("database_busy", part=info.part, reason=writer_errors.reason())
     if writer_code != 0 or reader_code != 0:
         raise Unavailable("backup_tool_failed", part=info.part, tool="psql", reason=writer_errors.reason())
 

@@ -297,7 +297,7 @@ def explain(error: CrmError) -> str:
         case "backup_damaged":
             return f"备份文件已损坏（{part}校验失败）。"
         case "database_busy":
-            return f"{part}正忙（被其他进程锁住），请稍后再试，或先停止小助手。"
+            return f"{part}正被其他连接占用（锁住），请稍后再试，或先停止小助手。"
         case _:
             reason = f"：{data['reason']}" if data.get("reason") else ""
             return f"{part}操作失败{reason}。"
