@@ -301,3 +301,30 @@ def test_a_staff_reply_to_an_open_handoff_is_pushed_unasked(
     assert chat.replies(1) == [{"text": "您好，我是客服小周"}]
     assert chat.nothing_more(wait_s=4 * PUSH_INTERVAL_S)  # shown once
     assert stubs.webhook_calls == []
+
+
+def test_a_page_of_another_site_cannot_open_the_channel(api_url: str, stubs: StubServices) -> None:
+    # CRM_SOCKETIO_CORS_ORIGINS is empty: only pages the API serves itself (the /widget page) may connect.
+    foreign = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        foreign.connect(
+            api_url,
+            socketio_path="/socket.io",
+            transports=["polling"],
+            headers={"Origin": "https://evil.example"},
+            wait_timeout=WAIT_S,
+        )
+    assert stubs.webhook_calls == []
+
+    own = socketio.Client(reconnection=False)
+    own.connect(
+        api_url,
+        socketio_path="/socket.io",
+        transports=["polling"],
+        headers={"Origin": api_url},
+        wait_timeout=WAIT_S,
+    )
+    try:
+        assert own.connected
+    finally:
+        own.eio.disconnect(abort=True)
