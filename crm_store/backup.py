@@ -468,8 +468,8 @@ def plan_restore(path: Path, current: Sequence[Target]) -> RestorePlan:
         NotFound, Invalid: As `read_manifest`; and a part whose engine differs from the one
             configured ("backup_engine_mismatch"), a tracker kept elsewhere than now
             ("backup_tracker_layout"), a schema newer than this code's migrations
-            ("backup_schema_too_new"), a dump from a newer PostgreSQL than the server
-            ("backup_server_too_old").
+            ("backup_schema_too_new"), a damaged member ("backup_damaged"), a dump from a
+            newer PostgreSQL than the server ("backup_server_too_old").
         Unavailable: `pg_restore` or `psql` missing, or older than the dump ("pg_tool_missing").
     """
     manifest = read_manifest(path)
@@ -486,6 +486,7 @@ def plan_restore(path: Path, current: Sequence[Target]) -> RestorePlan:
     if manifest.tracker == "in_crm" and TRACKER in by_part:
         raise Invalid("backup_tracker_layout", backup="in_crm", current="separate")
     needs_migration = _check_revision(manifest)
+    _check_whole(path, manifest)
     for info, target in zip(manifest.parts, chosen, strict=True):
         if info.engine == "postgresql":
             _check_postgres_versions(info, target)
@@ -496,6 +497,18 @@ def plan_restore(path: Path, current: Sequence[Target]) -> RestorePlan:
         needs_migration=needs_migration,
         kept_tracker=manifest.tracker == "none" and TRACKER in by_part and _exists(by_part[TRACKER]),
     )
+
+
+def _check_whole(path: Path, manifest: Manifest) -> None:
+    """Read every member through its CRC before anything changes: one pass over the file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+        raise Invalid("backup_damaged", part=CRM) from exc
+    if bad is not None:
+        info = next((part for part in manifest.parts if part.member == bad), None)
+        raise Invalid("backup_damaged", part=info.part if info is not None else CRM)
 
 
 def _exists(target: Target) -> bool:
@@ -544,27 +557,32 @@ def _restore_tools(info: PartInfo) -> tuple[Path, Path]:
 def restore(plan: RestorePlan, *, progress: Progress | None = None) -> None:
     """Replace each database of `plan` with the backup's content (see the module's docstring).
 
-    The caller migrates afterwards when `plan.needs_migration`.
+    The conversations go first and the CRM store last, so that when the store was restored the
+    whole backup was; the caller then migrates it when `plan.needs_migration`. A failure leaves
+    the part that failed as it was (and the store with it).
 
     Raises:
-        Invalid: A part of the file is damaged ("backup_damaged"); nothing of that part changed.
-        Unavailable: A PostgreSQL tool failed ("backup_tool_failed"); that part is unchanged.
+        Invalid: A part of the file is damaged ("backup_damaged").
+        Unavailable: A PostgreSQL tool failed ("backup_tool_failed"), or the database stayed in
+            use past the lock timeout ("database_busy").
     """
     report = progress or _no_progress
+    pairs = sorted(zip(plan.manifest.parts, plan.targets, strict=True), key=lambda pair: pair[0].part == CRM)
     with zipfile.ZipFile(plan.path) as archive:
-        for info, target in zip(plan.manifest.parts, plan.targets, strict=True):
+        for info, target in pairs:
             report(info.part, 0.0)
             if info.engine == "sqlite":
-                _sqlite_restore(info, target, archive, plan.path.parent, report)
+                _sqlite_restore(info, target, archive, report)
             else:
                 _postgres_restore(info, target, archive, report)
             report(info.part, 1.0)
 
 
-def _sqlite_restore(
-    info: PartInfo, target: Target, archive: zipfile.ZipFile, near: Path, report: Progress
-) -> None:
-    with tempfile.TemporaryDirectory(prefix="crm-restore-", dir=near) as scratch:
+def _sqlite_restore(info: PartInfo, target: Target, archive: zipfile.ZipFile, report: Progress) -> None:
+    live = target.sqlite_file
+    live.parent.mkdir(parents=True, exist_ok=True)
+    # The copy beside the live file: the space it needs is the store's, wherever the backup lies.
+    with tempfile.TemporaryDirectory(prefix="crm-restore-", dir=live.parent) as scratch:
         copy = Path(scratch) / info.member
         try:
             # Reading the member whole checks its CRC: a damaged file fails here, before the store changes.
@@ -576,8 +594,6 @@ def _sqlite_restore(
             if head.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
                 raise Invalid("backup_damaged", part=info.part)
         report(info.part, 0.3)
-        live = target.sqlite_file
-        live.parent.mkdir(parents=True, exist_ok=True)
         source = sqlite3.connect(copy)
         destination = sqlite3.connect(live, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:

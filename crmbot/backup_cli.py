@@ -155,6 +155,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     path: Path = args.path
+    logger.info("正在检查备份文件 %s …", path)
     try:
         plan = backup.plan_restore(path, backup.targets())
     except CrmError as error:
