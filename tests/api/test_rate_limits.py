@@ -3,6 +3,7 @@ employee id and per client address, each refused with 429 and `Retry-After`.
 
 Tests lower the budgets through the app's settings seam (`dependency_overrides[get_api_settings]`);
 the sign-in test of the issue ("30 wrong passwords in a row get 429") runs on the defaults. The
+Socket.IO test borrows the widget and its server from tests/api/test_socketio_channel.py. The
 shared counters run on the machine's Redis (127.0.0.1:6379), two apps standing in for two API
 workers.
 """
@@ -10,19 +11,30 @@ workers.
 import logging
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import redis
-from api_stubs import STAFF_ID, STAFF_PASSWORD, STAFF_TOKEN, StubServices
+import test_socketio_channel as socketio_test
+from api_stubs import (
+    ACTION_SERVER_URL,
+    JWT_SECRET,
+    RASA_URL,
+    STAFF_ID,
+    STAFF_PASSWORD,
+    STAFF_TOKEN,
+    StubServices,
+)
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from test_socketio_channel import Widget
 
 from api.main import create_app
 from api.rate_limit import KEY_PREFIX, RateLimits, Refusal
@@ -31,6 +43,9 @@ from crm_store.models import AuditLog
 from crm_store.settings import ApiSettings, get_api_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+# The web widget and the API under uvicorn it talks to (fixtures of test_socketio_channel.py).
+api_url = socketio_test.api_url
+widget = socketio_test.widget
 
 
 def limited(app: FastAPI, settings: ApiSettings, **budgets: str) -> ApiSettings:
@@ -119,6 +134,41 @@ def test_the_rate_limit_log_line_names_no_sender(
     assert "13800138000" not in caplog.text
 
 
+LIMITED = pytest.mark.parametrize(
+    "settings",
+    [
+        ApiSettings(
+            rasa_url=RASA_URL,
+            action_server_url=ACTION_SERVER_URL,
+            jwt_secret=SecretStr(JWT_SECRET),
+            chat_rate_limit="2 per minute",
+        )
+    ],
+    ids=["2-turns-a-minute"],
+)
+
+
+@LIMITED
+def test_the_socketio_channel_and_the_chat_share_one_budget(
+    settings: ApiSettings, api_url: str, widget: Callable[..., Widget], stubs: StubServices
+) -> None:
+    chat = widget()
+    session_id = chat.start_session("widget-flood-1")
+
+    chat.say("你好", session_id)
+    chat.replies(3)
+    chat.say("在吗", session_id)
+    chat.replies(3)
+    chat.say("在吗？？", session_id)
+    [refused] = chat.replies(1)
+    over_http = httpx.post(f"{api_url}/api/chat", json={"sender": session_id, "message": "还在吗"})
+
+    assert refused["text"].startswith("您发消息有点快，请 ")
+    assert chat.nothing_more()
+    assert over_http.status_code == 429
+    assert len(stubs.webhook_calls) == 2
+
+
 # --- sign-in --------------------------------------------------------------------------------------
 
 
@@ -190,13 +240,13 @@ def _redis_reachable() -> bool:
 
 @contextmanager
 def counters_in(monkeypatch: pytest.MonkeyPatch, url: str) -> Iterator[None]:
-    """The lifespan's settings (read once per process, then cached) with `CRM_RATE_LIMIT_REDIS_URL`."""
-    monkeypatch.setenv("CRM_RATE_LIMIT_REDIS_URL", url)
+    """The lifespan's settings (read once per process, then cached) with `CRM_REDIS_URL`."""
+    monkeypatch.setenv("CRM_REDIS_URL", url)
     get_api_settings.cache_clear()
     try:
         yield
     finally:
-        monkeypatch.delenv("CRM_RATE_LIMIT_REDIS_URL")
+        monkeypatch.delenv("CRM_REDIS_URL")
         get_api_settings.cache_clear()
 
 
