@@ -220,6 +220,20 @@ def test_hostile_employee_ids_are_a_plain_401_and_not_recorded(
     assert [tuple(row) for row in rows] == [("login_failed", None)]
 
 
+def test_an_employee_id_with_a_lone_surrogate_is_a_422_and_not_recorded(
+    client: TestClient, store: sessionmaker[Session]
+) -> None:
+    # Only escaped JSON can carry one ("\\ud800"); the body's model refuses it before any lookup.
+    body = json.dumps({"username": "E99\ud800", "password": "whatever-1"}).encode()
+
+    response = client.post("/api/auth/login", content=body, headers=JSON)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "username"]
+    with store() as session:
+        assert session.scalar(select(func.count()).select_from(AuditLog)) == 0
+
+
 @pytest.mark.parametrize(
     "body",
     [
