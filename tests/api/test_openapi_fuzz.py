@@ -38,7 +38,7 @@ from crm_store.importer import import_csv_dir
 from crm_store.models import Employee
 from crm_store.settings import DEMO_DIR, ApiSettings, get_api_settings
 
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 5
 ADMIN = "E08"
 
 
