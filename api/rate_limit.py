@@ -16,7 +16,7 @@ must not be able to spend either for everyone. Three budgets, in the `limits` no
 Every 429 carries `Retry-After` (seconds until the oldest counted request leaves the window: a
 moving window, `limits.aio.strategies.MovingWindowRateLimiter`).
 
-Counters live in Redis when `CRM_RATE_LIMIT_REDIS_URL` is set, so that every API worker shares them,
+Counters live in Redis when `CRM_REDIS_URL` is set, so that every API worker shares them,
 and in this process's memory otherwise. When Redis cannot be reached the request goes through and a
 warning is logged: the limits guard capacity, and the lock-out still guards passwords. Keys hold a
 digest of the conversation, employee id or address, never the value itself.
@@ -41,6 +41,7 @@ from crm_store.settings import ApiSettings
 
 __all__ = [
     "CHAT_LIMITED_REPLY",
+    "KEY_PREFIX",
     "LOGIN_LIMITED_MESSAGE",
     "RateLimits",
     "RateLimitsDep",
@@ -118,8 +119,10 @@ class RateLimits:
         if self._pool is not None:
             await self._pool.aclose()
 
-    async def _refusal(self, items: tuple[RateLimitItem, ...], *ids: str) -> Refusal:
-        resets = [(await self._limiter.get_window_stats(item, *ids)).reset_time for item in items]
+    async def _refusal(self, spent: list[RateLimitItem], *ids: str) -> Refusal:
+        # Only the spent budgets say when to come back: a roomy "300 per hour" beside a spent
+        # "10 per 10 seconds" must not ask for an hour.
+        resets = [(await self._limiter.get_window_stats(item, *ids)).reset_time for item in spent]
         return Refusal(retry_after_s=max(1, math.ceil(max(resets) - time.time())))
 
     async def chat_turn(self, conversation: str, notation: str) -> Refusal | None:
@@ -129,7 +132,7 @@ class RateLimits:
         try:
             for item in items:
                 if not await self._limiter.hit(item, *ids):
-                    return await self._refusal(items, *ids)
+                    return await self._refusal([item], *ids)
         except StorageError as exc:
             logger.warning("chat rate limit not checked (%s)", type(exc.storage_error).__name__)
         return None
@@ -140,8 +143,9 @@ class RateLimits:
         refusals: list[Refusal] = []
         try:
             for items, ids in budgets:
-                if not all([await self._limiter.test(item, *ids) for item in items]):
-                    refusals.append(await self._refusal(items, *ids))
+                spent = [item for item in items if not await self._limiter.test(item, *ids)]
+                if spent:
+                    refusals.append(await self._refusal(spent, *ids))
         except StorageError as exc:
             logger.warning("sign-in rate limit not checked (%s)", type(exc.storage_error).__name__)
             return None

@@ -96,6 +96,19 @@ def test_a_conversation_over_its_budget_gets_429_and_a_polite_reply_without_reac
     assert len(stubs.webhook_calls) == 3
 
 
+def test_retry_after_is_that_of_the_spent_budget_only(
+    app: FastAPI, client: TestClient, settings: ApiSettings
+) -> None:
+    limited(app, settings, chat_rate_limit="2 per 10 seconds; 100 per hour")
+
+    statuses = [say(client, "web-burst").status_code for _ in range(2)]
+    refused = say(client, "web-burst")
+
+    assert statuses == [200, 200]
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 10
+
+
 def test_other_conversations_keep_their_own_budget(
     app: FastAPI, client: TestClient, settings: ApiSettings, stubs: StubServices
 ) -> None:
