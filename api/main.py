@@ -19,6 +19,7 @@ from fastapi_offline import FastAPIOffline
 from api import STATIC_DIR, errors
 from api.channels import socketio as socketio_channel
 from api.channels import wechat, wecom
+from api.channels.text_replies import ButtonChoices
 from api.rate_limit import RateLimits
 from api.routes import (
     analytics,
@@ -71,16 +72,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if get_knowledge_settings().warm_up:
         app.state.knowledge.start_loading()
     app.state.http_client = http_client
-    app.state.rate_limits = RateLimits.connect(settings.rate_limit_redis_url)
+    app.state.rate_limits = RateLimits.connect(settings.redis_url)
+    app.state.button_choices = ButtonChoices.connect(settings.redis_url)
     app.state.started_at = time.monotonic()
     # WeChat followers do not poll: staff replies of their hand-off cases are pushed to them.
-    wechat_pusher = wechat.start_pusher(settings, http_client, app.state.session_factory)
+    wechat_pusher = wechat.start_pusher(
+        settings, http_client, app.state.session_factory, app.state.button_choices
+    )
     try:
         yield
     finally:
         if wechat_pusher is not None:
             wechat_pusher.cancel()
         await app.state.rate_limits.aclose()
+        await app.state.button_choices.aclose()
         await http_client.aclose()
         engine.dispose()
 

@@ -209,14 +209,16 @@ class ApiSettings(BaseSettings):
         min_length=1,
         description="The Socket.IO event each bot message goes out in (Rasa's `bot_message_evt`).",
     )
-    # Rate limits (api/rate_limit.py, docs/security.md): far above what a person types or an
-    # office signs in with, low enough that a script cannot spend Rasa's or the hasher's time.
-    rate_limit_redis_url: str | None = Field(
+    # What several API workers must share lives in Redis (docs/security.md, docs/channels.md).
+    redis_url: str | None = Field(
         default=None,
         pattern=r"^rediss?://",
-        description="Redis holding the rate-limit counters (`redis://127.0.0.1:6379/0`), shared by every "
-        "API worker. Unset: each API process counts in its own memory.",
+        description="Redis shared by every API worker (`redis://127.0.0.1:6379/0`): the rate-limit counters, "
+        "the WeChat access token and the numbered-button choices of WeChat and WeCom chats. Unset: each API "
+        "process keeps them in its own memory.",
     )
+    # Rate limits (api/rate_limit.py, docs/security.md): far above what a person types or an
+    # office signs in with, low enough that a script cannot spend Rasa's or the hasher's time.
     chat_rate_limit: str = Field(
         default="60 per minute",
         description="Chat turns one conversation may send (`/api/chat` and the Socket.IO channel together), "

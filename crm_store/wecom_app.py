@@ -25,6 +25,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from crm_store.errors import Unavailable
 from crm_store.settings import WecomSettings
+from crm_store.tencent_api import TimeoutSession
 
 __all__ = ["TIMEOUT_S", "send_app_text", "wecom_app_client"]
 
@@ -35,26 +36,13 @@ _clients: dict[tuple[str, str, str], WeChatClient] = {}
 _clients_lock = threading.Lock()
 
 
-class _TimeoutSession(requests.Session):
-    """A requests session that never waits forever: `timeout` unless the call gives one."""
-
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__()
-        self._timeout_s = timeout_s
-
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout_s
-        return super().request(*args, **kwargs)
-
-
 class _AppClient(WeChatClient):  # type: ignore[misc]  # wechatpy has no type hints
     """wechatpy's WeCom client with its server taken from `CRM_WECOM_API_BASE`, the token URL included."""
 
     def __init__(self, corp_id: str, secret: str, api_base: str) -> None:
         super().__init__(corp_id, secret, timeout=TIMEOUT_S)
         self.API_BASE_URL = api_base.rstrip("/") + "/cgi-bin/"
-        self._http = _TimeoutSession(TIMEOUT_S)
+        self._http = TimeoutSession(TIMEOUT_S)
 
     def fetch_access_token(self) -> Any:
         return self._fetch_access_token(

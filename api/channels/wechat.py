@@ -12,17 +12,17 @@ an answer and then retries (three times), so:
   by MsgId): a retry is answered "success" and never reaches Rasa again;
 * the turn has `CRM_WECHAT_REPLY_BUDGET_S` (4 s): in time, its text is the passive reply; late,
   the callback is answered "success" at once and the reply goes out when ready through the
-  customer-service message API (`WeChatClient.message.send_text`; the access token is cached in
-  the client's session storage: in memory, one fetch per worker per two hours; several workers
-  could share a Redis storage instead).
+  customer-service message API (`WeChatClient.message.send_text`; the access token is shared by
+  the API workers in Redis with `CRM_REDIS_URL`, `crm_store.tencent_api`, else kept per process).
 
-A text has at most 2,048 bytes (`MAX_TEXT_BYTES`): a longer answer is cut between lines
-(`split_message`), its first part is the passive reply and the rest follow as customer-service
-messages, in order. Buttons become numbered lines ("回复 1 …"); a follower's "1" is sent as that
-button's payload (remembered per worker for `_CHOICES_TTL_S`). "解绑" removes the follower's link
-to a customer; the link is made when the follower verified themselves in the chat (the bot's own
-audit of `verify_customer` for this conversation, read after each turn), and a linked follower's
-next dialogue session starts verified (the bot's `action_session_start`, actions/identity.py).
+A text has at most 2,048 bytes: a longer answer is cut between lines (`api.channels.text_replies`),
+its first part is the passive reply and the rest follow as customer-service messages, in order.
+Buttons become numbered lines ("回复 1 …"); a follower's "1" is sent as that button's payload
+(`ButtonChoices`, in Redis with `CRM_REDIS_URL`, so that any worker knows them). "解绑" removes the
+follower's link to a customer; the link is made when the follower verified themselves in the chat
+(the bot's own audit of `verify_customer` for this conversation, read after each turn), and a
+linked follower's next dialogue session starts verified (the bot's `action_session_start`,
+actions/identity.py).
 
 Without `CRM_WECHAT_TOKEN` the routes answer 404. Openids never reach the logs in clear.
 """
@@ -30,8 +30,6 @@ Without `CRM_WECHAT_TOKEN` the routes answer 404. Openids never reach the logs i
 import asyncio
 import logging
 import threading
-import time
-from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
 from typing import Annotated, Any, Final
@@ -52,13 +50,15 @@ from wechatpy.messages import BaseMessage, TextMessage, VoiceMessage
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
+from api.channels.text_replies import ButtonChoices, ButtonChoicesDep, render_text, split_message
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.gateway import UNAVAILABLE_REPLY, Turn, chat_turn, pending_updates, sender_tag
 from crm_store import clock
 from crm_store.access import CUSTOMER
 from crm_store.handoff import conversations_awaiting_replies
 from crm_store.identity import verified_customer_of
-from crm_store.settings import ApiSettings, WechatSettings, get_wechat_settings
+from crm_store.settings import ApiSettings, WechatSettings, get_api_settings, get_wechat_settings
+from crm_store.tencent_api import TimeoutSession, token_storage
 from crm_store.wechat_links import (
     WECHAT_CONVERSATION_PREFIX,
     first_seen,
@@ -77,9 +77,7 @@ __all__ = [
     "UNLINK_COMMAND",
     "UNSUPPORTED_REPLY",
     "WELCOME_REPLY",
-    "render_text",
     "push_staff_replies",
-    "split_message",
     "start_pusher",
     "router",
     "wechat_api_client",
@@ -95,6 +93,8 @@ SUCCESS: Final = "success"
 UNLINK_COMMAND: Final = "解绑"
 MAX_BODY_BYTES: Final = 64 * 1024
 """WeChat's callbacks are a few hundred bytes; anything far larger is not from WeChat."""
+TIMEOUT_S: Final = 10.0
+"""Seconds for each request to WeChat's API (the token fetch included)."""
 VERIFIED_WINDOW: Final = timedelta(minutes=60)
 """A verification in the last hour belongs to the current dialogue session (crm_store.identity)."""
 
@@ -105,18 +105,7 @@ WELCOME_REPLY: Final = (
 )
 UNLINKED_REPLY: Final = "已为您解除微信与客户身份的绑定。如需再次绑定，请在对话中重新验证身份。"
 NOT_LINKED_REPLY: Final = "您的微信目前没有绑定客户身份，无需解绑。"
-BUTTON_LINE: Final = "回复 {number} {title}"
-IMAGE_LINE: Final = "[图片] {url}"
-
-MAX_TEXT_BYTES: Final = 2048
-"""WeChat's limit on one text message (passive reply or customer-service message), UTF-8 bytes."""
-_CHOICES_TTL_S: Final = 30 * 60.0
-_CHOICES_MAX: Final = 10_000
-# openid -> (when, button payloads in the order shown); per worker, see the module's docstring.
-_choices: dict[str, tuple[float, list[str]]] = {}
-_choices_lock = threading.Lock()
-
-_clients: dict[tuple[str, str, str], WeChatClient] = {}
+_clients: dict[tuple[str, str, str, str | None], WeChatClient] = {}
 _clients_lock = threading.Lock()
 
 
@@ -126,9 +115,12 @@ WechatSettingsDep = Annotated[WechatSettings, Depends(get_wechat_settings)]
 class _ApiClient(WeChatClient):  # type: ignore[misc]  # wechatpy has no type hints
     """wechatpy's client with its server taken from `CRM_WECHAT_API_BASE` (the token URL included)."""
 
-    def __init__(self, app_id: str, secret: str, api_base: str) -> None:
-        super().__init__(app_id, secret, timeout=10)
+    def __init__(self, app_id: str, secret: str, api_base: str, redis_url: str | None) -> None:
+        super().__init__(
+            app_id, secret, timeout=TIMEOUT_S, session=token_storage(redis_url, prefix=f"crm-wechat:{app_id}")
+        )
         self.API_BASE_URL = api_base.rstrip("/") + "/cgi-bin/"
+        self._http = TimeoutSession(TIMEOUT_S)
 
     def fetch_access_token(self) -> Any:
         # wechatpy's own names https://api.weixin.qq.com whatever API_BASE_URL says.
@@ -139,98 +131,21 @@ class _ApiClient(WeChatClient):  # type: ignore[misc]  # wechatpy has no type hi
 
 
 def wechat_api_client(settings: WechatSettings) -> WeChatClient | None:
-    """The customer-service message client of these settings, one per account and server (token cached).
+    """The customer-service message client of these settings, one per account and server (token cached,
+    in Redis when `CRM_REDIS_URL` is set, shared by the API workers).
 
     None without an AppID and AppSecret.
     """
     if not settings.app_id or settings.app_secret is None:
         return None
     secret = settings.app_secret.get_secret_value()
-    key = (settings.app_id, secret, settings.api_base)
+    redis_url = get_api_settings().redis_url
+    key = (settings.app_id, secret, settings.api_base, redis_url)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = _ApiClient(settings.app_id, secret, settings.api_base)
+            client = _clients[key] = _ApiClient(settings.app_id, secret, settings.api_base, redis_url)
         return client
-
-
-def render_text(messages: list[dict[str, Any]]) -> str:
-    """The bot's messages as one WeChat text: texts, image links, buttons as "回复 1 …" lines."""
-    lines: list[str] = []
-    for message in messages:
-        text = message.get("text")
-        if isinstance(text, str) and text.strip():
-            lines.append(text.strip())
-        image = message.get("image")
-        if isinstance(image, str) and image:
-            lines.append(IMAGE_LINE.format(url=image))
-        buttons = message.get("buttons") or []
-        for number, button in enumerate(buttons if isinstance(buttons, list) else [], start=1):
-            if isinstance(button, Mapping):
-                lines.append(BUTTON_LINE.format(number=number, title=button.get("title", "")))
-    return "\n".join(lines)
-
-
-def split_message(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
-    """`text` as messages of at most `limit` UTF-8 bytes, cut between lines where it can.
-
-    A Chinese character is three bytes, so 2,048 bytes hold about 680 of them; a line longer than
-    that is cut between characters (never inside one).
-    """
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate.encode()) <= limit:
-            current = candidate
-            continue
-        if current:
-            parts.append(current)
-        current = ""
-        for char in line:
-            if len((current + char).encode()) > limit:
-                parts.append(current)
-                current = ""
-            current += char
-    if current or not parts:
-        parts.append(current)
-    return parts
-
-
-def _button_payloads(messages: list[dict[str, Any]]) -> list[str]:
-    payloads: list[str] = []
-    for message in messages:
-        buttons = message.get("buttons") or []
-        payloads.extend(
-            str(b.get("payload") or b.get("title") or "")
-            for b in (buttons if isinstance(buttons, list) else [])
-            if isinstance(b, Mapping)
-        )
-    return payloads
-
-
-def _remember_choices(openid: str, messages: list[dict[str, Any]]) -> None:
-    payloads = _button_payloads(messages)
-    with _choices_lock:
-        if not payloads:
-            _choices.pop(openid, None)
-            return
-        if len(_choices) >= _CHOICES_MAX:
-            _choices.clear()  # crude but bounded; a lost choice is sent as the plain digit
-        _choices[openid] = (time.monotonic(), payloads)
-
-
-def _chosen(openid: str, text: str) -> str:
-    stripped = text.strip()
-    if not stripped.isdecimal():
-        return text
-    with _choices_lock:
-        remembered = _choices.get(openid)
-    if remembered is None or time.monotonic() - remembered[0] > _CHOICES_TTL_S:
-        return text
-    number = int(stripped)
-    payloads = remembered[1]
-    return payloads[number - 1] if 1 <= number <= len(payloads) else text
 
 
 def _message_key(message: BaseMessage) -> str:
@@ -333,6 +248,7 @@ async def callback(
     api_settings: SettingsDep,
     http: HttpClientDep,
     sessions: SessionFactoryDep,
+    choices: ButtonChoicesDep,
     signature: Annotated[str, Query(max_length=64)] = "",
     timestamp: Annotated[str, Query(max_length=32)] = "",
     nonce: Annotated[str, Query(max_length=64)] = "",
@@ -406,7 +322,14 @@ async def callback(
         return reply(UNLINKED_REPLY if was is not None else NOT_LINKED_REPLY)
 
     turn = asyncio.ensure_future(
-        _turn(openid, _chosen(openid, text), api_settings=api_settings, http=http, sessions=sessions)
+        _turn(
+            openid,
+            await choices.chosen(wechat_conversation(openid), text),
+            api_settings=api_settings,
+            http=http,
+            sessions=sessions,
+            choices=choices,
+        )
     )
     done, _pending = await asyncio.wait({turn}, timeout=settings.reply_budget_s)
     if done:
@@ -427,6 +350,7 @@ async def _turn(
     api_settings: ApiSettings,
     http: httpx.AsyncClient,
     sessions: sessionmaker[Session],
+    choices: ButtonChoices,
 ) -> str:
     """One turn through the gateway, as this follower; answers the text to send back."""
     result: Turn = await chat_turn(
@@ -439,7 +363,7 @@ async def _turn(
         http=http,
         sessions=sessions,
     )
-    _remember_choices(openid, result.messages)
+    await choices.remember(wechat_conversation(openid), result.messages)
     if result.status == 200:
         try:
             await anyio.to_thread.run_sync(_link_if_verified, sessions, openid)
@@ -498,6 +422,7 @@ async def push_staff_replies(
     api_settings: ApiSettings,
     http: httpx.AsyncClient,
     sessions: sessionmaker[Session],
+    choices: ButtonChoices,
 ) -> int:
     """Send followers what staff wrote in their hand-off cases (and the closing words with the rating
     choices) as customer-service messages; the number of followers sent to.
@@ -518,7 +443,7 @@ async def push_staff_replies(
         if not messages:
             continue
         openid = conversation.removeprefix(WECHAT_CONVERSATION_PREFIX)
-        _remember_choices(openid, messages)
+        await choices.remember(conversation, messages)
         await _send_texts(split_message(render_text(messages)), openid, settings)
         sent += 1
     return sent
@@ -529,23 +454,29 @@ async def _push_forever(
     api_settings: ApiSettings,
     http: httpx.AsyncClient,
     sessions: sessionmaker[Session],
+    choices: ButtonChoices,
 ) -> None:
     while True:
         await asyncio.sleep(settings.push_interval_s)
         try:
             await push_staff_replies(
-                settings=settings, api_settings=api_settings, http=http, sessions=sessions
+                settings=settings, api_settings=api_settings, http=http, sessions=sessions, choices=choices
             )
         except SQLAlchemyError as exc:
             logger.warning("wechat: staff replies not pushed this time (%s)", type(exc).__name__)
 
 
 def start_pusher(
-    api_settings: ApiSettings, http: httpx.AsyncClient, sessions: sessionmaker[Session]
+    api_settings: ApiSettings,
+    http: httpx.AsyncClient,
+    sessions: sessionmaker[Session],
+    choices: ButtonChoices,
 ) -> "asyncio.Task[None] | None":
     """The API worker's task pushing staff replies to followers; None while the channel is off or
     cannot send (no AppID/AppSecret)."""
     settings = get_wechat_settings()
     if settings.token is None or wechat_api_client(settings) is None:
         return None
-    return asyncio.create_task(_push_forever(settings, api_settings, http, sessions), name="wechat-push")
+    return asyncio.create_task(
+        _push_forever(settings, api_settings, http, sessions, choices), name="wechat-push"
+    )

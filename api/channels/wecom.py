@@ -23,8 +23,8 @@ WeCom waits 5 s and then retries (three times), so, as on WeChat (api/channels/w
   callback is answered at once and the reply goes out when ready as an app message
   (`crm_store.wecom_app.send_app_text`: `message/send` with the AgentId, token cached).
 
-The bot's messages are shown as on WeChat (`render_text`: buttons as "回复 1 …" lines, a member's
-"1" sent as that button's payload) and cut at WeCom's 2,048 bytes (`split_message`): the first part
+The bot's messages are shown as on WeChat (`api.channels.text_replies`: buttons as "回复 1 …"
+lines, a member's "1" sent as that button's payload) and cut at WeCom's 2,048 bytes: the first part
 is the passive reply, the rest follow as app messages, in order.
 
 Without `CRM_WECOM_TOKEN` the routes answer 404. Userids never reach the logs in clear.
@@ -49,7 +49,7 @@ from wechatpy.enterprise.replies import TextReply
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.messages import BaseMessage
 
-from api.channels.wechat import _chosen, _remember_choices, render_text, split_message
+from api.channels.text_replies import ButtonChoices, ButtonChoicesDep, render_text, split_message
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.gateway import UNAVAILABLE_REPLY, chat_turn, conversation_id, sender_tag
 from crm_store import clock
@@ -159,6 +159,7 @@ async def callback(
     api_settings: SettingsDep,
     http: HttpClientDep,
     sessions: SessionFactoryDep,
+    choices: ButtonChoicesDep,
     msg_signature: Annotated[str, Query(max_length=64)] = "",
     timestamp: Annotated[str, Query(max_length=32)] = "",
     nonce: Annotated[str, Query(max_length=64)] = "",
@@ -225,11 +226,12 @@ async def callback(
     turn = asyncio.ensure_future(
         _turn(
             conversation,
-            _chosen(conversation, text),
+            await choices.chosen(conversation, text),
             principal,
             api_settings=api_settings,
             http=http,
             sessions=sessions,
+            choices=choices,
         )
     )
     done, _pending = await asyncio.wait({turn}, timeout=settings.reply_budget_s)
@@ -252,6 +254,7 @@ async def _turn(
     api_settings: ApiSettings,
     http: httpx.AsyncClient,
     sessions: sessionmaker[Session],
+    choices: ButtonChoices,
 ) -> str:
     """One turn through the gateway, as this employee; answers the text to send back."""
     result = await chat_turn(
@@ -264,7 +267,7 @@ async def _turn(
         http=http,
         sessions=sessions,
     )
-    _remember_choices(conversation, result.messages)
+    await choices.remember(conversation, result.messages)
     return render_text(result.messages) or UNAVAILABLE_REPLY
 
 

@@ -23,14 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
+from api.channels.text_replies import MAX_TEXT_BYTES, ButtonChoices, split_message
 from api.channels.wechat import (
-    MAX_TEXT_BYTES,
     NOT_LINKED_REPLY,
     UNLINKED_REPLY,
     UNSUPPORTED_REPLY,
     WELCOME_REPLY,
     push_staff_replies,
-    split_message,
 )
 from api.deps import get_http_client
 from api.gateway import TOO_LONG_REPLY
@@ -407,6 +406,8 @@ def test_staff_replies_of_a_followers_hand_off_are_pushed_once(
     _staff_reply_waiting(database_url, f"wechat:{OPENID}", reply)
     _staff_reply_waiting(database_url, "web-3f9c2a7e", "网页上的客户自己来取，不推送到微信")
 
+    choices = ButtonChoices()
+
     async def push() -> int:
         async with httpx.AsyncClient(transport=httpx.MockTransport(stubs.handle)) as http:
             return await push_staff_replies(
@@ -414,6 +415,7 @@ def test_staff_replies_of_a_followers_hand_off_are_pushed_once(
                 api_settings=settings,
                 http=http,
                 sessions=_sessions(database_url),
+                choices=choices,
             )
 
     assert asyncio.run(push()) == 1
