@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.care_inbox import care_messages
 from api.relay import relay_messages
 from api.schemas.common import clean_message
+from api.texts import wording
 from crm_store.access import Actor
 from crm_store.errors import Invalid
 from crm_store.handoff import RelayTurn, relay_turn
@@ -65,10 +66,10 @@ RASA_WEBHOOK_PATH: Final = "/webhooks/rest/webhook"
 STAFF_SENDER_PREFIX: Final = "staff:"
 RESERVED_SENDER_PREFIXES: Final = (STAFF_SENDER_PREFIX, WECHAT_CONVERSATION_PREFIX)
 
-# The channel layer's own words (the bot's come from Rasa's domain).
-EMPTY_MESSAGE_REPLY: Final = "您好像还没有输入内容，请告诉我您想咨询什么～"
-TOO_LONG_REPLY: Final = "您的消息有点长（超过 {limit} 字），请精简后再发给我，或分几次发送。"
-UNAVAILABLE_REPLY: Final = "抱歉，小助手暂时无法回复，请稍后再试。"
+# The channel layer's own words (api/texts.yml; the bot's come from Rasa's domain).
+EMPTY_MESSAGE_REPLY: Final = wording("gateway.empty_message")
+TOO_LONG_REPLY: Final = wording("gateway.too_long")
+UNAVAILABLE_REPLY: Final = wording("gateway.unavailable")
 
 
 def _logger(channel: str) -> logging.Logger:

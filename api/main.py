@@ -36,13 +36,14 @@ from api.routes import (
     reminders,
     widget,
 )
+from api.texts import wording
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.settings import get_api_settings, get_knowledge_settings
 from knowledge.holder import KnowledgeHolder
 
 logger = logging.getLogger(__name__)
 
-INTERNAL_ERROR_DETAIL = "抱歉，服务器开小差了，请稍后再试。"
+INTERNAL_ERROR_DETAIL = wording("gateway.internal_error")
 
 # The chat page loads nothing from elsewhere (the machines are offline) and is never framed.
 _PAGE_CSP = (

@@ -37,6 +37,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
+from api.texts import wording
 from crm_store.settings import ApiSettings
 
 __all__ = [
@@ -52,8 +53,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHAT_LIMITED_REPLY: Final = "您发消息有点快，请 {seconds} 秒后再发给我～"
-LOGIN_LIMITED_MESSAGE: Final = "登录尝试过于频繁，请 {minutes} 分钟后再试"
+CHAT_LIMITED_REPLY: Final = wording("rate_limit.chat")
+LOGIN_LIMITED_MESSAGE: Final = wording("rate_limit.login")
 KEY_PREFIX: Final = "crm-rate-limit"
 # Each request waits at most this long for Redis before it is let through unlimited.
 REDIS_TIMEOUT_S: Final = 0.5

@@ -24,8 +24,8 @@ To add a channel:
    callback), never from what the client claims, and call `chat_turn` / `pending_updates`.
 3. Its settings go into a settings class of `crm_store/settings.py` (credentials as `SecretStr`,
    never logged); regenerate docs/configuration.md with `python -m crmbot.settings_doc --write`.
-4. Its words (acknowledgements and the like) live in its module next to the gateway's own replies,
-   in polite 简体中文; the bot's words come from Rasa's domain.
+4. Its words (acknowledgements and the like) go into api/texts.yml under its name, in polite
+   简体中文, read by `api.texts.wording`; the bot's words come from Rasa's domain.
 5. Mount it in `api.main.create_app`, test it with the platform's real client library against the
    API on loopback, and add its section to docs/channels.md.
 """

@@ -24,6 +24,8 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.texts import wording
+
 __all__ = [
     "BUTTON_LINE",
     "CHOICES_TTL_S",
@@ -38,8 +40,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BUTTON_LINE: Final = "回复 {number} {title}"
-IMAGE_LINE: Final = "[图片] {url}"
+BUTTON_LINE: Final = wording("text_replies.button_line")
+IMAGE_LINE: Final = wording("text_replies.image_line")
 MAX_TEXT_BYTES: Final = 2048
 """The limit of one text message on WeChat (passive reply, customer-service message) and WeCom, in
 UTF-8 bytes."""

@@ -53,6 +53,7 @@ from wechatpy.utils import check_signature
 from api.channels.text_replies import ButtonChoices, ButtonChoicesDep, render_text, split_message
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.gateway import UNAVAILABLE_REPLY, Turn, chat_turn, pending_updates, sender_tag
+from api.texts import wording
 from crm_store import clock
 from crm_store.access import CUSTOMER
 from crm_store.handoff import conversations_awaiting_replies
@@ -90,7 +91,7 @@ router = APIRouter(prefix="/channels/wechat", tags=["channels"])
 CHANNEL: Final = "wechat"
 SUCCESS: Final = "success"
 """What WeChat expects from a callback that gets no passive reply (it then shows nothing)."""
-UNLINK_COMMAND: Final = "解绑"
+UNLINK_COMMAND: Final = wording("wechat.unlink_command")
 MAX_BODY_BYTES: Final = 64 * 1024
 """WeChat's callbacks are a few hundred bytes; anything far larger is not from WeChat."""
 TIMEOUT_S: Final = 10.0
@@ -98,13 +99,11 @@ TIMEOUT_S: Final = 10.0
 VERIFIED_WINDOW: Final = timedelta(minutes=60)
 """A verification in the last hour belongs to the current dialogue session (crm_store.identity)."""
 
-# The channel's own words; the bot's come from Rasa's domain.
-UNSUPPORTED_REPLY: Final = "抱歉，小助手暂时只能看懂文字和语音消息，请用文字告诉我您想咨询什么～"
-WELCOME_REPLY: Final = (
-    "您好，欢迎关注！我是小助手，可以帮您查询订单、处理投诉和解答常见问题，请直接发消息给我～"
-)
-UNLINKED_REPLY: Final = "已为您解除微信与客户身份的绑定。如需再次绑定，请在对话中重新验证身份。"
-NOT_LINKED_REPLY: Final = "您的微信目前没有绑定客户身份，无需解绑。"
+# The channel's own words (api/texts.yml); the bot's come from Rasa's domain.
+UNSUPPORTED_REPLY: Final = wording("wechat.unsupported")
+WELCOME_REPLY: Final = wording("wechat.welcome")
+UNLINKED_REPLY: Final = wording("wechat.unlinked")
+NOT_LINKED_REPLY: Final = wording("wechat.not_linked")
 _clients: dict[tuple[str, str, str, str | None], WeChatClient] = {}
 _clients_lock = threading.Lock()
 

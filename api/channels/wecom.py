@@ -52,6 +52,7 @@ from wechatpy.messages import BaseMessage
 from api.channels.text_replies import ButtonChoices, ButtonChoicesDep, render_text, split_message
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.gateway import UNAVAILABLE_REPLY, chat_turn, conversation_id, sender_tag
+from api.texts import wording
 from crm_store import clock
 from crm_store.access import Actor
 from crm_store.errors import Forbidden, NotFound, Unavailable
@@ -79,12 +80,10 @@ MAX_BODY_BYTES: Final = 64 * 1024
 """WeCom's callbacks are a few hundred bytes (a few KB for a long text); far larger is not WeCom."""
 _SEEN_PREFIX: Final = "wecom:"
 
-# The channel's own words; the bot's come from Rasa's domain.
-NOT_LINKED_REPLY: Final = (
-    "您好，您的企业微信账号还没有关联员工账号，暂时无法使用小助手。请联系系统管理员为您关联后再试。"
-)
-INACTIVE_REPLY: Final = "您好，您关联的员工账号目前未启用，暂时无法使用小助手。请联系系统管理员开通后再试。"
-UNSUPPORTED_REPLY: Final = "抱歉，小助手暂时只能看懂文字和语音消息，请用文字告诉我您要做什么～"
+# The channel's own words (api/texts.yml); the bot's come from Rasa's domain.
+NOT_LINKED_REPLY: Final = wording("wecom.not_linked")
+INACTIVE_REPLY: Final = wording("wecom.inactive")
+UNSUPPORTED_REPLY: Final = wording("wecom.unsupported")
 
 WecomSettingsDep = Annotated[WecomSettings, Depends(get_wecom_settings)]
 

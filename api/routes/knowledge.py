@@ -14,13 +14,14 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from api.schemas.common import ErrorDetail, clean_message
 from api.schemas.knowledge import FaqHitOut, FaqSearchOut
+from api.texts import wording
 from knowledge.holder import KnowledgeHolder
 
 logger = logging.getLogger(__name__)
 
-KNOWLEDGE_LOADING: Final = "知识库正在加载，请几秒后再试。"
-KNOWLEDGE_FAILED: Final = "知识库暂时不可用，请联系管理员查看服务日志。"
-EMPTY_QUERY: Final = "请输入要检索的问题。"
+KNOWLEDGE_LOADING: Final = wording("knowledge.loading")
+KNOWLEDGE_FAILED: Final = wording("knowledge.failed")
+EMPTY_QUERY: Final = wording("knowledge.empty_query")
 MAX_QUERY_CHARS: Final = 2000
 
 router = APIRouter(tags=["faqs"])
