@@ -276,6 +276,21 @@ class StackSettings(BaseSettings):
         "fingerprint of their inputs (crmbot/model_cache.py): a new clone reuses a Rasa model or FAQ "
         "encoder another clone made from the same inputs instead of training again. `off`: no cache.",
     )
+    restart_wait_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="`crmbot up` restarts a process of the stack that dies after this wait, doubled "
+        "at each failure in a row (crmbot/supervisor.py).",
+    )
+    restart_max_wait_s: float = Field(
+        default=60.0, gt=0, description="The longest wait before restarting a process that keeps dying."
+    )
+    restart_reset_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A process that stayed up this long before dying is restarted after the first wait "
+        "again.",
+    )
 
     @field_validator("model_cache_dir", mode="before")
     @classmethod

@@ -1,13 +1,13 @@
 """`crmbot up`: prepare the store and the model, then run Rasa, the action server, the API and care.
 
-The four processes run as one group under honcho: each log line carries the process name,
-and when one process exits (or Ctrl-C is pressed) all of them are stopped. `care` is the proactive
+The four processes run under crmbot/supervisor.py: each log line carries the process name, a
+process that dies is restarted with a growing wait (CRM_RESTART_* settings), and Ctrl-C or SIGTERM
+stops all of them. `care` is the proactive
 care scheduler (`crmbot care run`, care/scheduler.py); if another one already runs on the same
 database, this one waits and takes over when that one stops.
 """
 
 import logging
-import shlex
 import sys
 import threading
 import time
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from honcho.manager import Manager
 from sqlalchemy.engine import make_url
 
 from crm_store.settings import StoreSettings, get_api_settings, get_stack_settings, get_store_settings
 from crmbot import paths
+from crmbot.supervisor import Backoff, Program, Supervisor
 from crmbot.training import rasa_environment
 
 logger = logging.getLogger(__name__)
@@ -119,12 +119,8 @@ def process_commands(stack: Stack, model: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
-def run_stack(stack: Stack, model: Path, *, on_ready: Callable[[], None] | None = None) -> int:
-    """Run the four processes until one stops or Ctrl-C; return the group's exit code.
-
-    `on_ready` is called once, from another thread, when `/health` first answers 200.
-    """
-    manager = Manager()
+def stack_programs(stack: Stack, model: Path) -> list[Program]:
+    """The stack's processes as the supervisor runs them: commands, environments, working directory."""
     env = process_environment(stack)
     # rasa-sdk 3.21 warns at every call that it is newer than Rasa 3.6; the HTTP protocol is
     # the same (docs/architecture.md §2), so the warning is expected and only hides real ones.
@@ -134,16 +130,28 @@ def run_stack(stack: Stack, model: Path, *, on_ready: Callable[[], None] | None 
             filter(None, (env.get("PYTHONWARNINGS"), "ignore:Your versions of rasa and rasa_sdk:UserWarning"))
         ),
     }
-    for name, command in process_commands(stack, model).items():
-        manager.add_process(
-            name,
-            shlex.join(command),
-            env=action_env if name == "actions" else env,
-            cwd=str(paths.PROJECT_ROOT),
-        )
+    return [
+        Program(name, command, env=action_env if name == "actions" else env, cwd=str(paths.PROJECT_ROOT))
+        for name, command in process_commands(stack, model).items()
+    ]
+
+
+def run_stack(stack: Stack, model: Path, *, on_ready: Callable[[], None] | None = None) -> int:
+    """Run the four processes, restarting any that dies, until Ctrl-C or SIGTERM (exit code 130 or 143).
+
+    `on_ready` is called once, from another thread, when `/health` first answers 200.
+    """
+    settings = get_stack_settings()
+    supervisor = Supervisor(
+        stack_programs(stack, model),
+        backoff=Backoff(
+            first_s=settings.restart_wait_s,
+            max_s=settings.restart_max_wait_s,
+            reset_after_s=settings.restart_reset_after_s,
+        ),
+    )
     threading.Thread(target=_announce_when_ready, args=(stack, on_ready), daemon=True).start()
-    manager.loop()
-    return int(manager.returncode or 0)
+    return supervisor.run()
 
 
 def _announce_when_ready(
