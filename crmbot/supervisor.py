@@ -100,7 +100,9 @@ class Supervisor:
         self._print_lock = threading.Lock()
         colours = get_colours()
         self._children = [_Child(program, next(colours)) for program in programs]
-        self._stopping = threading.Event()
+        # A plain flag, not a threading.Event: setting an Event from a signal handler can deadlock
+        # on its lock when the signal lands while the main thread is inside Event.wait.
+        self._stop_requested = False
         self._stop_signal: signal.Signals | None = None
         self.returncode = 0
 
@@ -123,12 +125,12 @@ class Supervisor:
 
     def stop(self) -> None:
         """Ask `loop` to stop every process and return; safe from a signal handler or another thread."""
-        self._stopping.set()
+        self._stop_requested = True
 
     def loop(self, poll_s: float = 0.1) -> None:
         """Start every process, restart those that exit, and stop them all once `stop` was called."""
         try:
-            while not self._stopping.is_set():
+            while not self._stop_requested:
                 now = time.monotonic()
                 for child in self._children:
                     if child.process is None:
@@ -136,7 +138,7 @@ class Supervisor:
                             self._start(child)
                     elif _has_exited(child.process):
                         self._schedule_restart(child)
-                self._stopping.wait(poll_s)
+                time.sleep(poll_s)
         finally:
             self._stop_all()
 
