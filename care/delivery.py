@@ -5,8 +5,10 @@
 - `web` (`WebInbox`): nothing to do; the sent row waits in the chat for the verified customer.
 - `email` (`Email`): one mail through `CRM_SMTP_URL` (`smtp://`, STARTTLS when offered, or
   `smtps://`); without it `EmailSpool` writes one JSON line to `email.jsonl` in the spool.
-- `sms` (`SmsSpool`), `wechat` (`WechatSpool`): one JSON line in `sms.jsonl` / `wechat.jsonl`
-  until a provider is configured.
+- `wechat` (`WechatTemplate`): a template message of the Official Account to the customer's
+  linked follower (`crm_store.wechat_app.send_template_text`) when `CRM_WECHAT_CARE_TEMPLATE_ID`
+  and the account's credentials are set; otherwise `WechatSpool`, one JSON line in `wechat.jsonl`.
+- `sms` (`SmsSpool`): one JSON line in `sms.jsonl` until a provider is configured.
 - `wecom` (`WecomApp`): a staff reminder as a WeCom (企业微信) app message to the employee's WeCom
   member (`crm_store.wecom_app.send_app_text`), when the WeCom app is configured.
 
@@ -32,7 +34,14 @@ from urllib.parse import unquote, urlsplit
 from care.texts import email_subject
 from crm_store.errors import Unavailable
 from crm_store.outbox import OutboxMessage
-from crm_store.settings import CareSettings, WecomSettings, get_wecom_settings
+from crm_store.settings import (
+    CareSettings,
+    WechatSettings,
+    WecomSettings,
+    get_wechat_settings,
+    get_wecom_settings,
+)
+from crm_store.wechat_app import send_template_text, wechat_api_client
 from crm_store.wecom_app import send_app_text
 
 __all__ = [
@@ -45,6 +54,7 @@ __all__ = [
     "StaffInbox",
     "WebInbox",
     "WechatSpool",
+    "WechatTemplate",
     "WecomApp",
     "channels",
 ]
@@ -67,6 +77,9 @@ class Channel(Protocol):
     """One way of reaching people: `send` delivers a claimed message or raises `DeliveryFailed`."""
 
     name: str
+    needs_address: bool
+    """True when a message without `address` (no e-mail, phone, follower or member) cannot go out:
+    it is skipped (`no_address`) rather than tried."""
 
     def send(self, message: OutboxMessage) -> None: ...
 
@@ -75,6 +88,7 @@ class StaffInbox:
     """The employee's inbox: the row itself, shown in the staff chat and by `list_reminders`."""
 
     name = "staff_inbox"
+    needs_address = False
 
     def send(self, message: OutboxMessage) -> None:
         del message  # marking the row sent is the delivery
@@ -84,6 +98,7 @@ class WebInbox:
     """The customer's web inbox: the row itself, shown when the verified customer opens the chat."""
 
     name = "web"
+    needs_address = False
 
     def send(self, message: OutboxMessage) -> None:
         del message
@@ -98,6 +113,7 @@ class Email:
     """Customer (and staff) e-mail through a real SMTP server (`CRM_SMTP_URL`, From `CRM_SMTP_FROM`)."""
 
     name = "email"
+    needs_address = True
 
     def __init__(self, url: str, *, sender: str, timeout_s: float) -> None:
         parts = urlsplit(url)
@@ -165,6 +181,7 @@ class SpoolChannel:
     """
 
     name = "spool"
+    needs_address = False
 
     def __init__(self, spool_dir: Path) -> None:
         self._path = spool_dir / f"{self.name}.jsonl"
@@ -174,7 +191,7 @@ class SpoolChannel:
         return self._path
 
     def send(self, message: OutboxMessage) -> None:
-        if not message.address and self.name in ("sms", "email"):
+        if not message.address and self.needs_address:
             raise DeliveryFailed("no_address")
         line = {
             "id": message.id,
@@ -203,18 +220,47 @@ class SmsSpool(SpoolChannel):
     """SMS until a provider is configured: `sms.jsonl` with the phone number and the text."""
 
     name = "sms"
+    needs_address = True
 
 
 class WechatSpool(SpoolChannel):
-    """WeChat template messages until a provider is configured: `wechat.jsonl`."""
+    """WeChat messages while no care template is configured: `wechat.jsonl`."""
 
     name = "wechat"
+    needs_address = False
+
+
+class WechatTemplate:
+    """Customers' WeChat messages as template messages of the Official Account.
+
+    The template is `CRM_WECHAT_CARE_TEMPLATE_ID`; the message's text fills its
+    `CRM_WECHAT_CARE_TEMPLATE_FIELD`.
+
+    The follower is the message's `address`: the openid linked last to the customer at claim time
+    (crm_store.wechat_links). A customer who never verified in the WeChat chat has none, and the
+    message is skipped (`no_address`): WeChat allows messages only to followers of the account.
+    """
+
+    name = "wechat"
+    needs_address = True
+
+    def __init__(self, settings: WechatSettings) -> None:
+        self._settings = settings
+
+    def send(self, message: OutboxMessage) -> None:
+        if not message.address:
+            raise DeliveryFailed("no_address")
+        try:
+            send_template_text(self._settings, message.address, message.text)
+        except Unavailable as error:
+            raise DeliveryFailed(str(error.data.get("reason", "wechat_error"))) from None
 
 
 class EmailSpool(SpoolChannel):
     """E-mail when `CRM_SMTP_URL` is unset: `email.jsonl`, so that a demo sends nothing for real."""
 
     name = "email"
+    needs_address = True
 
 
 class WecomApp:
@@ -233,6 +279,7 @@ class WecomApp:
     """
 
     name = "wecom"
+    needs_address = True
 
     def __init__(self, settings: WecomSettings) -> None:
         self._settings = settings
@@ -246,9 +293,12 @@ class WecomApp:
             raise DeliveryFailed(str(error.data.get("reason", "wecom_error"))) from None
 
 
-def channels(settings: CareSettings, wecom: WecomSettings | None = None) -> dict[str, Channel]:
-    """Every channel by name, configured from `settings` (and `wecom`, read from the environment
-    when None: `wecom` is there only when the WeCom app can send messages)."""
+def channels(
+    settings: CareSettings, wecom: WecomSettings | None = None, wechat: WechatSettings | None = None
+) -> dict[str, Channel]:
+    """Every channel by name, configured from `settings` (and `wecom`, `wechat`, read from the
+    environment when None: `wecom` is there only when the WeCom app can send messages; `wechat` is
+    the template messages when a care template and the account's credentials are set, else the spool)."""
     email: Channel
     if settings.smtp_url is not None:
         email = Email(
@@ -261,8 +311,12 @@ def channels(settings: CareSettings, wecom: WecomSettings | None = None) -> dict
         WebInbox(),
         email,
         SmsSpool(settings.care_spool_dir),
-        WechatSpool(settings.care_spool_dir),
     ]
+    wechat_settings = wechat if wechat is not None else get_wechat_settings()
+    if wechat_settings.care_template_id and wechat_api_client(wechat_settings) is not None:
+        found.append(WechatTemplate(wechat_settings))
+    else:
+        found.append(WechatSpool(settings.care_spool_dir))
     wecom_settings = wecom if wecom is not None else get_wecom_settings()
     if wecom_settings.app_messages_on:
         found.append(WecomApp(wecom_settings))

@@ -72,7 +72,6 @@ REASON_OPT_OUT = "opt_out"
 REASON_NO_ADDRESS = "no_address"
 REASON_FAILED = "failed"
 REASON_CHANNEL_PAUSED = "channel_paused"
-_ADDRESSED_CHANNELS = frozenset({"email", "sms", CARE_WECOM_CHANNEL})
 
 
 @dataclass(frozen=True)
@@ -334,13 +333,13 @@ def _send_one(
             defer(session, message.id, until=quiet_hours_end(now, settings))
         report.deferred.append(_item(message, REASON_QUIET_HOURS))
         return
-    if message.channel in _ADDRESSED_CHANNELS and not message.address:
+    channel = table.get(message.channel)
+    if channel is not None and channel.needs_address and not message.address:
         with sessions.begin() as session:
             mark_skipped(session, message.id, reason=REASON_NO_ADDRESS)
         report.skipped.append(_item(message, REASON_NO_ADDRESS))
         return
     try:
-        channel = table.get(message.channel)
         if channel is None:
             raise DeliveryFailed("channel_unknown")
         channel.send(message)

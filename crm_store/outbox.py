@@ -35,7 +35,7 @@ from crm_store import clock
 from crm_store.access import Actor
 from crm_store.audit import audit
 from crm_store.errors import Invalid, NotFound
-from crm_store.models import CareChannel, Customer, Employee, Outbox
+from crm_store.models import CareChannel, Customer, Employee, Outbox, WechatLink
 from crm_store.settings import CareSettings, get_care_settings
 from crm_store.vocab import (
     CARE_AUDIENCE_CUSTOMER,
@@ -108,9 +108,9 @@ class NewMessage:
 class OutboxMessage:
     """A claimed message with what its channel needs to deliver it.
 
-    `address` is the e-mail address, phone number or WeCom userid of the recipient for the channels
-    that need one (None for inboxes); it is personal data and is never logged. `opt_out` is the
-    customer's opt-out as it stands at claim time.
+    `address` is the e-mail address, phone number, WeChat openid or WeCom userid of the recipient
+    for the channels that need one (None for inboxes); it is personal data and is never logged.
+    `opt_out` is the customer's opt-out as it stands at claim time.
     """
 
     id: int
@@ -233,6 +233,19 @@ def _due_condition(now: datetime, lease_s: float, paused: set[str]) -> ColumnEle
     return due
 
 
+# The WeChat follower a customer's WeChat message goes to: the one linked last (a customer may follow
+# the account from more than one WeChat account).
+_latest_follower = (
+    select(WechatLink.openid)
+    .where(WechatLink.customer_id == Outbox.customer_id)
+    .order_by(WechatLink.linked_at.desc(), WechatLink.openid)
+    .limit(1)
+    .correlate(Outbox)
+    .scalar_subquery()
+    .label("follower")
+)
+
+
 def claim_due(
     session: Session, *, now: datetime, limit: int, settings: CareSettings | None = None
 ) -> list[OutboxMessage]:
@@ -277,16 +290,18 @@ def claim_due(
     if not ids:
         return []
     rows = session.execute(
-        select(Outbox, Customer, Employee)
+        select(Outbox, Customer, Employee, _latest_follower)
         .outerjoin(Customer, Customer.customer_id == Outbox.customer_id)
         .outerjoin(Employee, Employee.employee_id == Outbox.employee_id)
         .where(Outbox.id.in_(ids))
         .order_by(Outbox.id)
     ).all()
-    return [_claimed(row, customer, employee) for row, customer, employee in rows]
+    return [_claimed(row, customer, employee, follower) for row, customer, employee, follower in rows]
 
 
-def _claimed(row: Outbox, customer: Customer | None, employee: Employee | None) -> OutboxMessage:
+def _claimed(
+    row: Outbox, customer: Customer | None, employee: Employee | None, follower: str | None
+) -> OutboxMessage:
     staff = row.employee_id is not None
     if staff:
         name = employee.name if employee is not None else None
@@ -302,6 +317,8 @@ def _claimed(row: Outbox, customer: Customer | None, employee: Employee | None) 
             address = customer.email
         elif customer is not None and row.channel == "sms":
             address = customer.phone
+        elif customer is not None and row.channel == "wechat":
+            address = follower
     return OutboxMessage(
         id=row.id,
         rule=row.kind,

@@ -623,6 +623,17 @@ class WechatSettings(BaseSettings):
         description="How long a callback may wait for the bot: WeChat gives up after 5 s. A later reply "
         "goes out through the customer-service message API.",
     )
+    care_template_id: str | None = Field(
+        default=None,
+        description="The template (模板消息 ID) proactive care sends its messages to customers in; "
+        "unset: care's WeChat messages go to the spool (`wechat.jsonl`). Needs the AppID and AppSecret.",
+    )
+    care_template_field: str = Field(
+        default="content",
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="The template's field that receives the message's text (`content` for a template "
+        "whose body is `{{content.DATA}}`).",
+    )
     push_interval_s: float = Field(
         default=5.0,
         gt=0,

@@ -29,10 +29,9 @@ Without `CRM_WECHAT_TOKEN` the routes answer 404. Openids never reach the logs i
 
 import asyncio
 import logging
-import threading
 from datetime import timedelta
 from functools import partial
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 import anyio.to_thread
 import httpx
@@ -59,7 +58,7 @@ from crm_store.access import CUSTOMER
 from crm_store.handoff import conversations_awaiting_replies
 from crm_store.identity import verified_customer_of
 from crm_store.settings import ApiSettings, WechatSettings, get_api_settings, get_wechat_settings
-from crm_store.tencent_api import TimeoutSession, token_storage
+from crm_store.wechat_app import wechat_api_client as shared_client
 from crm_store.wechat_links import (
     WECHAT_CONVERSATION_PREFIX,
     first_seen,
@@ -94,8 +93,6 @@ SUCCESS: Final = "success"
 UNLINK_COMMAND: Final = wording("wechat.unlink_command")
 MAX_BODY_BYTES: Final = 64 * 1024
 """WeChat's callbacks are a few hundred bytes; anything far larger is not from WeChat."""
-TIMEOUT_S: Final = 10.0
-"""Seconds for each request to WeChat's API (the token fetch included)."""
 VERIFIED_WINDOW: Final = timedelta(minutes=60)
 """A verification in the last hour belongs to the current dialogue session (crm_store.identity)."""
 
@@ -104,47 +101,14 @@ UNSUPPORTED_REPLY: Final = wording("wechat.unsupported")
 WELCOME_REPLY: Final = wording("wechat.welcome")
 UNLINKED_REPLY: Final = wording("wechat.unlinked")
 NOT_LINKED_REPLY: Final = wording("wechat.not_linked")
-_clients: dict[tuple[str, str, str, str | None], WeChatClient] = {}
-_clients_lock = threading.Lock()
-
 
 WechatSettingsDep = Annotated[WechatSettings, Depends(get_wechat_settings)]
 
 
-class _ApiClient(WeChatClient):  # type: ignore[misc]  # wechatpy has no type hints
-    """wechatpy's client with its server taken from `CRM_WECHAT_API_BASE` (the token URL included)."""
-
-    def __init__(self, app_id: str, secret: str, api_base: str, redis_url: str | None) -> None:
-        super().__init__(
-            app_id, secret, timeout=TIMEOUT_S, session=token_storage(redis_url, prefix=f"crm-wechat:{app_id}")
-        )
-        self.API_BASE_URL = api_base.rstrip("/") + "/cgi-bin/"
-        self._http = TimeoutSession(TIMEOUT_S)
-
-    def fetch_access_token(self) -> Any:
-        # wechatpy's own names https://api.weixin.qq.com whatever API_BASE_URL says.
-        return self._fetch_access_token(
-            url=self.API_BASE_URL + "token",
-            params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
-        )
-
-
 def wechat_api_client(settings: WechatSettings) -> WeChatClient | None:
-    """The customer-service message client of these settings, one per account and server (token cached,
-    in Redis when `CRM_REDIS_URL` is set, shared by the API workers).
-
-    None without an AppID and AppSecret.
-    """
-    if not settings.app_id or settings.app_secret is None:
-        return None
-    secret = settings.app_secret.get_secret_value()
-    redis_url = get_api_settings().redis_url
-    key = (settings.app_id, secret, settings.api_base, redis_url)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = _ApiClient(settings.app_id, secret, settings.api_base, redis_url)
-        return client
+    """The message client of these settings, its token shared by the API workers in Redis when
+    `CRM_REDIS_URL` is set (crm_store.wechat_app); None without an AppID and AppSecret."""
+    return shared_client(settings, get_api_settings().redis_url)
 
 
 def _message_key(message: BaseMessage) -> str:

@@ -12,15 +12,26 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from care.delivery import DeliveryFailed, Email, EmailSpool, SmsSpool, WecomApp, channels
+from care.delivery import (
+    DeliveryFailed,
+    Email,
+    EmailSpool,
+    SmsSpool,
+    WechatSpool,
+    WechatTemplate,
+    WecomApp,
+    channels,
+)
 from care.run import run_once, send_due, today_at_ten
 from crm_store.accounts import OPERATOR
 from crm_store.models import CareChannel, Outbox
 from crm_store.outbox import NewMessage, OutboxMessage, enqueue, inbox
-from crm_store.settings import CareSettings, WecomSettings
+from crm_store.settings import CareSettings, WechatSettings, WecomSettings
+from crm_store.wechat_links import link
 from crm_store.wecom_links import link_wecom, unlink_wecom
 from tests.care.care_support import LocalSmtp, add_customer, add_employee, free_port
 from tests.care.wecom_api import AGENT_ID, CORP_ID, SECRET, FakeWecomApi, running_wecom_api
+from tests.wechat_api import FakeWechatApi, running_wechat_api
 
 
 def _message(channel: str = "email", address: str | None = "c0001@example.com") -> OutboxMessage:
@@ -215,3 +226,78 @@ def test_an_employee_unlinked_before_sending_is_skipped(
 
     assert [(i.channel, i.reason) for i in report.skipped] == [("wecom", "no_address")]
     assert wecom_api.accepted == []
+
+
+# -- WeChat template messages to customers ------------------------------------------------------------
+
+CARE_TEMPLATE = "tpl-care-reminder-01"
+FOLLOWER = "oCareFollower000000000000001"
+
+
+@pytest.fixture
+def wechat_api() -> Iterator[FakeWechatApi]:
+    with running_wechat_api() as fake:
+        yield fake
+
+
+def _wechat(api: FakeWechatApi, **changes: Any) -> WechatSettings:
+    values: dict[str, Any] = {
+        "app_id": "wx-care-app",
+        "app_secret": SecretStr("wx-care-secret"),
+        "api_base": api.base,
+        "care_template_id": CARE_TEMPLATE,
+        **changes,
+    }
+    return WechatSettings(**values)
+
+
+def test_wechat_is_template_messages_only_when_a_care_template_is_set(
+    tmp_path: Path, wechat_api: FakeWechatApi
+) -> None:
+    care = CareSettings(care_spool_dir=tmp_path)
+    assert isinstance(channels(care, wechat=_wechat(wechat_api))["wechat"], WechatTemplate)
+    assert isinstance(
+        channels(care, wechat=_wechat(wechat_api, care_template_id=None))["wechat"], WechatSpool
+    )
+    assert isinstance(channels(care, wechat=_wechat(wechat_api, app_secret=None))["wechat"], WechatSpool)
+
+
+def test_a_wechat_customers_birthday_greeting_is_a_template_message_to_the_linked_follower(
+    session_factory: sessionmaker[Session], tmp_path: Path, wechat_api: FakeWechatApi
+) -> None:
+    with session_factory.begin() as session:
+        add_employee(session, "E02")
+        session.flush()
+        add_customer(session, "C1", owner_id="E02", birthday=date(1990, 11, 25), channel_pref="wechat")
+        add_customer(session, "C2", owner_id="E02", birthday=date(1991, 11, 25), channel_pref="wechat")
+        session.flush()
+        link(session, FOLLOWER, "C1", actor=OPERATOR)  # C2 never verified in the WeChat chat
+    care = CareSettings(care_spool_dir=tmp_path)
+
+    report = run_once(
+        session_factory,
+        now=today_at_ten(date(2026, 11, 25)),
+        settings=care,
+        adapters=channels(care, wechat=_wechat(wechat_api)),
+    )
+
+    sent = [i for i in report.sent if i.channel == "wechat"]
+    assert [i.customer_id for i in sent] == ["C1"]
+    (call,) = [c for c in wechat_api.calls if c[1] == "/cgi-bin/message/template/send"]
+    assert call[2]["access_token"] == ["ACCESS-1"]
+    assert call[3]["touser"] == FOLLOWER
+    assert call[3]["template_id"] == CARE_TEMPLATE
+    assert call[3]["data"] == {"content": {"value": sent[0].text}}
+    assert "生日" in sent[0].text
+    (unlinked,) = [row for row in _rows(session_factory, "wechat") if row.customer_id == "C2"]
+    assert (unlinked.status, unlinked.last_error) == ("skipped", "no_address")
+
+
+def test_a_refused_template_message_fails_with_errcode_and_without_the_openid(
+    wechat_api: FakeWechatApi,
+) -> None:
+    channel = WechatTemplate(_wechat(wechat_api, api_base="http://127.0.0.1:1"))
+    with pytest.raises(DeliveryFailed) as raised:
+        channel.send(_message("wechat", FOLLOWER))
+    assert raised.value.reason == "wechat_unreachable:ConnectionError"
+    assert FOLLOWER not in str(raised.value)

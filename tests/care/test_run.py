@@ -21,6 +21,7 @@ BEIJING = clock.TZ
 
 class FailingEmail:
     name = "email"
+    needs_address = True
 
     def __init__(self) -> None:
         self.calls = 0
@@ -32,6 +33,7 @@ class FailingEmail:
 
 class RecordingEmail:
     name = "email"
+    needs_address = True
 
     def __init__(self) -> None:
         self.sent: list[str] = []
