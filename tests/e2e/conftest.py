@@ -14,11 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_stack import RunningStack, free_port
+from e2e_stack import WECHAT_TOKEN, RunningStack, free_port
 from playwright.sync_api import Browser, sync_playwright
 
 from crm_store.settings import child_environment
 from crmbot.preparation import prepare_demo_model
+from tests.wechat_api import FakeWechatApi, running_wechat_api
 
 STARTUP_TIMEOUT_S = 300
 REFERENCE_DAY = "2026-11-23"
@@ -37,7 +38,16 @@ def _port_is_open(port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def wechat_api() -> Iterator[FakeWechatApi]:
+    """WeChat's API for the stack's late replies (customer-service messages), on loopback."""
+    with running_wechat_api() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def running_stack(
+    trained_model: Path, tmp_path_factory: pytest.TempPathFactory, wechat_api: FakeWechatApi
+) -> Iterator[RunningStack]:
     workdir = tmp_path_factory.mktemp("stack")
     api_port = free_port()
     stack = RunningStack(
@@ -60,6 +70,12 @@ def running_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
             "KNOWLEDGE_DIR": str(workdir / "knowledge"),
             # E-mails, SMS and WeChat messages of proactive care go to spool files: keep them here.
             "CRM_CARE_SPOOL_DIR": str(workdir / "spool"),
+            # The WeChat channel on, in plain mode; a turn over the reply budget is answered later
+            # through the fake WeChat API.
+            "CRM_WECHAT_TOKEN": WECHAT_TOKEN,
+            "CRM_WECHAT_APP_ID": "wx-e2e-app",
+            "CRM_WECHAT_APP_SECRET": "wx-e2e-secret",
+            "CRM_WECHAT_API_BASE": wechat_api.base,
         }
     )
     env.pop("CRM_TRACKER_URL", None)

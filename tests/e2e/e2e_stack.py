@@ -9,6 +9,8 @@ import httpx
 
 DEMO_PASSWORD = "demo1234"
 """Every demo employee's password when `crmbot up` loads the demo company."""
+WECHAT_TOKEN = "e2e-wechat-token"
+"""The WeChat Official Account's Token the stack runs with (`CRM_WECHAT_TOKEN`): the channel is on."""
 
 
 def free_port() -> int:
