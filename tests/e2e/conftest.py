@@ -14,11 +14,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_stack import WECHAT_TOKEN, RunningStack, free_port
+from e2e_stack import (
+    WECHAT_TOKEN,
+    WECOM_AES_KEY,
+    WECOM_AGENT_ID,
+    WECOM_CORP_ID,
+    WECOM_TOKEN,
+    RunningStack,
+    free_port,
+)
 from playwright.sync_api import Browser, sync_playwright
 
 from crm_store.settings import child_environment
 from crmbot.preparation import prepare_demo_model
+from tests.care.wecom_api import FakeWecomApi, running_wecom_api
 from tests.wechat_api import FakeWechatApi, running_wechat_api
 
 STARTUP_TIMEOUT_S = 300
@@ -45,8 +54,18 @@ def wechat_api() -> Iterator[FakeWechatApi]:
 
 
 @pytest.fixture(scope="session")
+def wecom_api() -> Iterator[FakeWecomApi]:
+    """WeCom's API for the stack's late replies and care reminders (app messages), on loopback."""
+    with running_wecom_api() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
 def running_stack(
-    trained_model: Path, tmp_path_factory: pytest.TempPathFactory, wechat_api: FakeWechatApi
+    trained_model: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    wechat_api: FakeWechatApi,
+    wecom_api: FakeWecomApi,
 ) -> Iterator[RunningStack]:
     workdir = tmp_path_factory.mktemp("stack")
     api_port = free_port()
@@ -76,6 +95,13 @@ def running_stack(
             "CRM_WECHAT_APP_ID": "wx-e2e-app",
             "CRM_WECHAT_APP_SECRET": "wx-e2e-secret",
             "CRM_WECHAT_API_BASE": wechat_api.base,
+            # The WeCom app for staff, its app messages to the fake WeCom API.
+            "CRM_WECOM_TOKEN": WECOM_TOKEN,
+            "CRM_WECOM_AES_KEY": WECOM_AES_KEY,
+            "CRM_WECOM_CORP_ID": WECOM_CORP_ID,
+            "CRM_WECOM_AGENT_ID": str(WECOM_AGENT_ID),
+            "CRM_WECOM_SECRET": "wecom-e2e-secret",
+            "CRM_WECOM_API_BASE": wecom_api.base,
         }
     )
     env.pop("CRM_TRACKER_URL", None)

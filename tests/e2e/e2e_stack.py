@@ -11,6 +11,11 @@ DEMO_PASSWORD = "demo1234"
 """Every demo employee's password when `crmbot up` loads the demo company."""
 WECHAT_TOKEN = "e2e-wechat-token"
 """The WeChat Official Account's Token the stack runs with (`CRM_WECHAT_TOKEN`): the channel is on."""
+WECOM_TOKEN = "e2e-wecom-token"
+WECOM_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"  # 43 characters, as WeCom makes them
+WECOM_CORP_ID = "wwe2e0000000000001"
+WECOM_AGENT_ID = 1000002
+"""The WeCom app the stack runs with (`CRM_WECOM_*`): the staff channel is on."""
 
 
 def free_port() -> int:
