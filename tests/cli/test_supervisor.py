@@ -2,10 +2,11 @@
 comes back after its wait, one that keeps dying is retried ever more slowly while the others keep
 serving, and Ctrl-C or SIGTERM leaves nothing running or listening."""
 
-import asyncio
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,9 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.routes.health import check_action_server
-from crm_store.settings import PROJECT_ROOT, ApiSettings, child_environment
-from crmbot.stack import Stack, stack_programs
+from api.routes.chat import UNAVAILABLE_REPLY
+from crm_store.settings import PROJECT_ROOT, child_environment
 
 # A server like the action server under Sanic: the leader forks a worker that holds the port.
 FORKING_SERVER = r"""
@@ -243,50 +243,116 @@ def test_a_process_that_ignores_sigterm_is_killed_after_the_stop_timeout(supervi
     assert not _alive(stack.pids("stubborn")[0])
 
 
-def test_the_action_server_killed_with_sigkill_comes_back_and_health_reports_it(
-    supervise: Supervise, tmp_path: Path
+# Rasa's stand-in for the whole-stack test (starting Rasa takes minutes; the e2e suite does it once):
+# `rasa run … --port N` answering /status with a model and the REST webhook with one message.
+FAKE_RASA = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Rasa(BaseHTTPRequestHandler):
+    def answer(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.answer({"model_file": "stand-in.tar.gz"} if self.path.startswith("/status") else {})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.answer([{"recipient_id": "c", "text": "您好，我是小助手～"}])
+
+    def log_message(self, *args):
+        pass
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+ThreadingHTTPServer(("127.0.0.1", port), Rasa).serve_forever()
+"""
+
+
+def test_crmbot_up_brings_back_rasa_and_the_action_server_killed_with_sigkill(
+    tmp_path: Path, sqlite_template: Path
 ) -> None:
-    port = _free_port()
-    stack_addresses = Stack(
-        database_url=f"sqlite:///{tmp_path / 'crm.db'}",
-        tracker_url=f"sqlite:///{tmp_path / 'tracker.db'}",
-        rasa_port=_free_port(),
-        action_port=port,
-        api_host="127.0.0.1",
-        api_port=_free_port(),
-        rasa_token=None,
+    """run_stack with the real action server, API and care, and a stand-in for Rasa on loopback."""
+    bot_venv = tmp_path / "venv"
+    (bot_venv / "bin").mkdir(parents=True)
+    (bot_venv / "bin" / "rasa").write_text(f"#!{sys.executable}\n{FAKE_RASA}")
+    (bot_venv / "bin" / "rasa").chmod(0o755)
+    shutil.copyfile(sqlite_template, tmp_path / "crm.db")
+    ports = {"api": _free_port(), "rasa": _free_port(), "actions": _free_port()}
+    log_file = tmp_path / "stack.log"
+    api = f"http://127.0.0.1:{ports['api']}"
+    env = child_environment(
+        {
+            "CRM_BOT_VENV": str(bot_venv),
+            "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}",
+            "CRM_TRACKER_URL": f"sqlite:///{tmp_path / 'tracker.db'}",
+            "CRM_API_HOST": "127.0.0.1",
+            "CRM_API_PORT": str(ports["api"]),
+            "CRM_RASA_PORT": str(ports["rasa"]),
+            "CRM_ACTION_PORT": str(ports["actions"]),
+            "CRM_HEALTH_STARTUP_GRACE_S": "0",
+            # A first wait long enough to look at the stack while both are down, on a busy machine.
+            "CRM_RESTART_WAIT_S": "4",
+            "KNOWLEDGE_DIR": str(tmp_path / "knowledge"),
+            "CRM_CARE_SPOOL_DIR": str(tmp_path / "spool"),
+        }
     )
-    [actions] = [p for p in stack_programs(stack_addresses, tmp_path / "model.tar.gz") if p.name == "actions"]
-    # The FAQ encoder's warm-up would only load the busy test machine.
-    env = {**(actions.env or {}), "KNOWLEDGE_WARM_UP": "false"}
-    stack = supervise(
-        [{"name": "actions", "command": list(actions.command), "env": env, "cwd": actions.cwd}],
-        first_s=1,
-        max_s=60,
+    code = (
+        "import sys; from pathlib import Path; from crmbot.stack import Stack, run_stack; "
+        f"sys.exit(run_stack(Stack.from_settings(), Path({str(tmp_path / 'model.tar.gz')!r})))"
     )
-    settings = ApiSettings(action_server_url=stack_addresses.action_server_url, health_timeout_s=2)
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
 
-    async def health() -> tuple[bool, str | None]:
-        async with httpx.AsyncClient() as http:
-            component = await check_action_server(http, settings)
-        return component.ok, component.detail
+        def wait_healthy(timeout_s: float) -> None:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{api}/health", timeout=5).status_code == 200:
+                        return
+                time.sleep(0.3)
+            pytest.fail("the stack was not healthy:\n" + log_file.read_text(errors="replace")[-3000:])
 
-    def wait_healthy(timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while asyncio.run(health()) != (True, None):
-            if time.monotonic() > deadline:
-                pytest.fail("the action server did not answer /health:\n" + stack.output())
-            time.sleep(0.3)
+        def chat() -> httpx.Response:
+            return httpx.post(f"{api}/api/chat", json={"sender": "c-restart", "message": "你好"}, timeout=10)
 
-    wait_healthy(120)
-    os.kill(stack.pids("actions")[0], signal.SIGKILL)
-    stack.wait_for(r"actions stopped \(signal SIGKILL\) after \d+ s; restarting in 1 s")
+        def pids(name: str) -> list[int]:
+            found = STARTED.findall(log_file.read_text(errors="replace"))
+            return [int(pid) for process_name, pid in found if process_name == name]
 
-    ok, detail = asyncio.run(health())
-    assert not ok and detail is not None and detail.startswith("unreachable")
-    wait_healthy(120)
-    assert len(stack.pids("actions")) == 2
+        wait_healthy(120)
+        assert chat().json() == [{"recipient_id": "c", "text": "您好，我是小助手～"}]
 
-    assert stack.stop(signal.SIGINT) == 130
-    assert not any(_alive(pid) for pid in stack.pids("actions"))
-    assert not _listening(port)
+        os.kill(pids("rasa")[0], signal.SIGKILL)
+        os.kill(pids("actions")[0], signal.SIGKILL)
+        # Once both are stopped (their groups swept), within the restart's wait: the customer gets
+        # the apology and /health names the parts that are down.
+        stopped = r"(rasa|actions) stopped \(signal SIGKILL\) after \d+ s; restarting in 4 s"
+        deadline = time.monotonic() + 10
+        while len(re.findall(stopped, log_file.read_text())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        down = chat()
+        health = httpx.get(f"{api}/health", timeout=5)
+        assert (down.status_code, down.json()) == (503, [{"text": UNAVAILABLE_REPLY}])
+        assert health.status_code == 503
+        assert {part: c["ok"] for part, c in health.json()["components"].items()} == {
+            "database": True,
+            "rasa": False,
+            "action_server": False,
+        }
+        wait_healthy(120)
+        assert chat().status_code == 200
+        assert len(pids("actions")) == 2
+        assert sorted(re.findall(stopped, log_file.read_text())) == ["actions", "rasa"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        returncode = process.wait(timeout=60)
+    assert returncode == 130
+    assert not [name for name, port in ports.items() if _listening(port)]
