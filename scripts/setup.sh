@@ -5,10 +5,11 @@
 #   .venv-bot  Python 3.10, Rasa 3.6.21 + jieba            (requirements/bot.lock.txt)
 #   .venv-app  Python 3.11, torch 2.13.0 CPU + this package (requirements/app.lock.txt)
 #
-#   scripts/setup.sh               environments, chromium for the browser tests (apt-get, as root),
+#   scripts/setup.sh               environments, the web widget (npm), chromium for the browser
+#                                  tests (apt-get, as root),
 #                                  then the encoder built, exported and tuned
 #                                  (`make test`: the tests rely on the tuned encoder)
-#   scripts/setup.sh --envs-only   environments only (`make up`: `crmbot up` builds the encoder
+#   scripts/setup.sh --envs-only   environments and the web widget (`make up`: `crmbot up` builds the encoder
 #                                  beside the Rasa training and tunes it once the assistant answers)
 #
 # The whole pip output goes to var/log/setup-<env>.log; the console gets a progress line at
@@ -150,6 +151,9 @@ install_environments() {
 }
 
 install_environments
+
+# Rasa's web widget from the npm registry, served by the API at /widget (a couple of seconds).
+scripts/vendor-webchat.sh
 
 if $envs_only; then
   exit 0
