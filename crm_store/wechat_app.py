@@ -12,12 +12,13 @@ processes in Redis when they are given a Redis URL (WeChat invalidates an older 
 after a new one is fetched), else in this process's memory. One client per account, server and
 storage per process.
 
-`send_template_text` raises `Unavailable("wechat_send_failed", reason=...)`; the reason is a short
-code (`wechat_error:<errcode>`, `wechat_unreachable:<exception>`) without the openid, the text or
-the URL (which would carry the access token).
+`send_service_text` and `send_template_text` raise `Unavailable("wechat_send_failed", reason=...)`;
+the reason is a short code (`wechat_error:<errcode>`, `wechat_unreachable:<exception>`) without the
+openid, the text or the URL (which would carry the access token).
 """
 
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 import requests
@@ -28,7 +29,7 @@ from crm_store.errors import Unavailable
 from crm_store.settings import WechatSettings
 from crm_store.tencent_api import TimeoutSession, token_storage
 
-__all__ = ["TIMEOUT_S", "send_template_text", "wechat_api_client"]
+__all__ = ["TIMEOUT_S", "send_service_text", "send_template_text", "wechat_api_client"]
 
 TIMEOUT_S: Final = 10.0
 """Seconds for each request to WeChat's API (the token fetch included)."""
@@ -67,6 +68,33 @@ def wechat_api_client(settings: WechatSettings, redis_url: str | None = None) ->
         return client
 
 
+def send_service_text(
+    settings: WechatSettings, openid: str, text: str, *, redis_url: str | None = None
+) -> None:
+    """Send `text` to the follower `openid` as a customer-service message (`message/custom/send`,
+    possible within 48 hours of the follower's last message).
+
+    Raises:
+        Unavailable: "wechat_send_failed" (see the module's docstring for `reason`).
+    """
+    client = wechat_api_client(settings, redis_url)
+    if client is None:
+        raise Unavailable("wechat_send_failed", reason="wechat_not_configured")
+    _sent(lambda: client.message.send_text(openid, text))
+
+
+def _sent(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except WeChatClientException as exc:
+        # errcode None: an HTTP error status (wechatpy's raise_for_status).
+        reason = "wechat_http_error" if exc.errcode is None else f"wechat_error:{exc.errcode}"
+        raise Unavailable("wechat_send_failed", reason=reason) from None
+    except requests.RequestException as exc:
+        # No message text: it names the URL, with the access token in its query.
+        raise Unavailable("wechat_send_failed", reason=f"wechat_unreachable:{type(exc).__name__}") from None
+
+
 def send_template_text(settings: WechatSettings, openid: str, text: str) -> None:
     """Send `text` to the follower `openid` as the care template message (`message/template/send`).
 
@@ -81,10 +109,5 @@ def send_template_text(settings: WechatSettings, openid: str, text: str) -> None
     if client is None or not settings.care_template_id:
         raise Unavailable("wechat_send_failed", reason="wechat_not_configured")
     data = {settings.care_template_field: {"value": text}}
-    try:
-        client.message.send_template(openid, settings.care_template_id, data)
-    except WeChatClientException as exc:
-        reason = "wechat_http_error" if exc.errcode is None else f"wechat_error:{exc.errcode}"
-        raise Unavailable("wechat_send_failed", reason=reason) from None
-    except requests.RequestException as exc:
-        raise Unavailable("wechat_send_failed", reason=f"wechat_unreachable:{type(exc).__name__}") from None
+    template_id = settings.care_template_id
+    _sent(lambda: client.message.send_template(openid, template_id, data))

@@ -10,21 +10,28 @@ With `CRM_REDIS_URL` the choices live in Redis, so that the worker that gets the
 buttons another worker showed; without it, in this process's memory (one API worker). When Redis
 cannot be reached, a digit is sent as typed (the bot then asks again): never an error to the user.
 Keys hold a digest of the conversation, never the id itself.
+
+Both platforms wait about 5 s for a callback's answer: `reply_within` gives the turn its budget
+and answers its first part passively, the rest (or the whole answer, when late) going out through
+the platform's message API in order, in the background (`send_in_order`).
 """
 
+import asyncio
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Final
 
-from fastapi import Depends, Request
+import anyio.to_thread
+from fastapi import BackgroundTasks, Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.texts import wording
+from crm_store.errors import Unavailable
 
 __all__ = [
     "BUTTON_LINE",
@@ -33,8 +40,11 @@ __all__ = [
     "MAX_TEXT_BYTES",
     "ButtonChoices",
     "ButtonChoicesDep",
+    "SendText",
     "get_button_choices",
     "render_text",
+    "reply_within",
+    "send_in_order",
     "split_message",
 ]
 
@@ -181,3 +191,49 @@ def get_button_choices(request: Request) -> ButtonChoices:
 
 
 ButtonChoicesDep = Annotated[ButtonChoices, Depends(get_button_choices)]
+
+
+SendText = Callable[[str], None]
+"""Sends one text to the chat's user through the platform's API (blocking); raises `Unavailable`."""
+
+
+async def send_in_order(texts: list[str], send: SendText, *, channel: str, subject: str) -> None:
+    """Send texts one after the other; stop at the first one the platform refuses (logged)."""
+    for text in texts:
+        try:
+            await anyio.to_thread.run_sync(send, text)
+        except Unavailable as exc:
+            logger.warning("%s: reply for #%s not delivered (%s)", channel, subject, exc.data.get("reason"))
+            return
+
+
+async def _when_ready(turn: "asyncio.Future[str]", send: SendText, *, channel: str, subject: str) -> None:
+    try:
+        text = await turn
+    except Exception as exc:  # noqa: BLE001  # a background task has no caller to raise to
+        logger.error("%s: late turn of #%s failed (%s)", channel, subject, type(exc).__name__)
+        return
+    await send_in_order(split_message(text), send, channel=channel, subject=subject)
+
+
+async def reply_within(
+    turn: Awaitable[str],
+    *,
+    budget_s: float,
+    background: BackgroundTasks,
+    send: SendText,
+    channel: str,
+    subject: str,
+) -> str | None:
+    """The passive reply: the first part of the turn's answer when it came within `budget_s`, the
+    rest sent after it; None when the turn is late, and the whole answer is sent when ready."""
+    task = asyncio.ensure_future(turn)
+    done, _pending = await asyncio.wait({task}, timeout=budget_s)
+    if done:
+        first, *rest = split_message(task.result())
+        if rest:
+            background.add_task(send_in_order, rest, send, channel=channel, subject=subject)
+        return first
+    logger.info("%s: turn of #%s over the reply budget; replying later", channel, subject)
+    background.add_task(_when_ready, task, send, channel=channel, subject=subject)
+    return None

@@ -35,21 +35,27 @@ from typing import Annotated, Final
 
 import anyio.to_thread
 import httpx
-import requests
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from wechatpy import parse_message
-from wechatpy.client import WeChatClient
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.events import ClickEvent, SubscribeEvent
-from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException, WeChatClientException
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import BaseMessage, TextMessage, VoiceMessage
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
-from api.channels.text_replies import ButtonChoices, ButtonChoicesDep, render_text, split_message
+from api.channels.text_replies import (
+    ButtonChoices,
+    ButtonChoicesDep,
+    SendText,
+    render_text,
+    reply_within,
+    send_in_order,
+    split_message,
+)
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.gateway import UNAVAILABLE_REPLY, Turn, chat_turn, pending_updates, sender_tag
 from api.texts import wording
@@ -58,7 +64,7 @@ from crm_store.access import CUSTOMER
 from crm_store.handoff import conversations_awaiting_replies
 from crm_store.identity import verified_customer_of
 from crm_store.settings import ApiSettings, WechatSettings, get_api_settings, get_wechat_settings
-from crm_store.wechat_app import wechat_api_client as shared_client
+from crm_store.wechat_app import send_service_text, wechat_api_client
 from crm_store.wechat_links import (
     WECHAT_CONVERSATION_PREFIX,
     first_seen,
@@ -80,7 +86,6 @@ __all__ = [
     "push_staff_replies",
     "start_pusher",
     "router",
-    "wechat_api_client",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,12 +108,6 @@ UNLINKED_REPLY: Final = wording("wechat.unlinked")
 NOT_LINKED_REPLY: Final = wording("wechat.not_linked")
 
 WechatSettingsDep = Annotated[WechatSettings, Depends(get_wechat_settings)]
-
-
-def wechat_api_client(settings: WechatSettings) -> WeChatClient | None:
-    """The message client of these settings, its token shared by the API workers in Redis when
-    `CRM_REDIS_URL` is set (crm_store.wechat_app); None without an AppID and AppSecret."""
-    return shared_client(settings, get_api_settings().redis_url)
 
 
 def _message_key(message: BaseMessage) -> str:
@@ -284,26 +283,23 @@ async def callback(
             return reply(UNAVAILABLE_REPLY)
         return reply(UNLINKED_REPLY if was is not None else NOT_LINKED_REPLY)
 
-    turn = asyncio.ensure_future(
-        _turn(
-            openid,
-            await choices.chosen(wechat_conversation(openid), text),
-            api_settings=api_settings,
-            http=http,
-            sessions=sessions,
-            choices=choices,
-        )
+    turn = _turn(
+        openid,
+        await choices.chosen(wechat_conversation(openid), text),
+        api_settings=api_settings,
+        http=http,
+        sessions=sessions,
+        choices=choices,
     )
-    done, _pending = await asyncio.wait({turn}, timeout=settings.reply_budget_s)
-    if done:
-        first, *rest = split_message(turn.result())
-        if rest:
-            # One passive reply per callback: the rest of a long answer follows as messages.
-            background.add_task(_send_texts, rest, openid, settings)
-        return reply(first)
-    logger.info("wechat: turn of #%s over the reply budget; replying later", subject)
-    background.add_task(_deliver_later, turn, openid, settings)
-    return PlainTextResponse(SUCCESS)
+    passive = await reply_within(
+        turn,
+        budget_s=settings.reply_budget_s,
+        background=background,
+        send=_sender(settings, openid),
+        channel=CHANNEL,
+        subject=subject,
+    )
+    return reply(passive) if passive is not None else PlainTextResponse(SUCCESS)
 
 
 async def _turn(
@@ -339,36 +335,9 @@ async def _turn(
     return render_text(result.messages) or UNAVAILABLE_REPLY
 
 
-async def _deliver_later(turn: "asyncio.Future[str]", openid: str, settings: WechatSettings) -> None:
-    """Send a late turn's reply through the customer-service message API."""
-    subject = sender_tag(wechat_conversation(openid))
-    try:
-        text = await turn
-    except Exception as exc:  # noqa: BLE001  # a background task has no caller to raise to
-        logger.error("wechat: late turn of #%s failed (%s)", subject, type(exc).__name__)
-        return
-    await _send_texts(split_message(text), openid, settings)
-
-
-async def _send_texts(texts: list[str], openid: str, settings: WechatSettings) -> None:
-    """Send texts in order through the customer-service message API; stop at the first failure."""
-    subject = sender_tag(wechat_conversation(openid))
-    client = wechat_api_client(settings)
-    if client is None:
-        logger.warning("wechat: reply for #%s dropped: CRM_WECHAT_APP_ID/APP_SECRET unset", subject)
-        return
-    for text in texts:
-        try:
-            await anyio.to_thread.run_sync(partial(client.message.send_text, openid, text))
-        except (WeChatClientException, requests.RequestException) as exc:
-            # The exception text may hold the URL with the access token: only its type and code are logged.
-            logger.warning(
-                "wechat: reply for #%s not delivered (%s %s)",
-                subject,
-                type(exc).__name__,
-                getattr(exc, "errcode", ""),
-            )
-            return
+def _sender(settings: WechatSettings, openid: str) -> SendText:
+    """Customer-service messages to this follower, the token shared in Redis when there is one."""
+    return partial(send_service_text, settings, openid, redis_url=get_api_settings().redis_url)
 
 
 # -- staff replies of a hand-off, pushed ------------------------------------------------------------
@@ -407,7 +376,12 @@ async def push_staff_replies(
             continue
         openid = conversation.removeprefix(WECHAT_CONVERSATION_PREFIX)
         await choices.remember(conversation, messages)
-        await _send_texts(split_message(render_text(messages)), openid, settings)
+        await send_in_order(
+            split_message(render_text(messages)),
+            _sender(settings, openid),
+            channel=CHANNEL,
+            subject=sender_tag(conversation),
+        )
         sent += 1
     return sent
 

@@ -30,7 +30,6 @@ is the passive reply, the rest follow as app messages, in order.
 Without `CRM_WECOM_TOKEN` the routes answer 404. Userids never reach the logs in clear.
 """
 
-import asyncio
 import logging
 from functools import partial
 from typing import Annotated, Final
@@ -49,13 +48,13 @@ from wechatpy.enterprise.replies import TextReply
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.messages import BaseMessage
 
-from api.channels.text_replies import ButtonChoices, ButtonChoicesDep, render_text, split_message
+from api.channels.text_replies import ButtonChoices, ButtonChoicesDep, render_text, reply_within
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.gateway import UNAVAILABLE_REPLY, chat_turn, conversation_id, sender_tag
 from api.texts import wording
 from crm_store import clock
 from crm_store.access import Actor
-from crm_store.errors import Forbidden, NotFound, Unavailable
+from crm_store.errors import Forbidden, NotFound
 from crm_store.settings import ApiSettings, WecomSettings, get_wecom_settings
 from crm_store.wechat_links import first_seen, purge_seen
 from crm_store.wecom_app import send_app_text
@@ -222,27 +221,24 @@ async def callback(
         return reply(UNSUPPORTED_REPLY)
 
     conversation = conversation_id(principal, CHANNEL)
-    turn = asyncio.ensure_future(
-        _turn(
-            conversation,
-            await choices.chosen(conversation, text),
-            principal,
-            api_settings=api_settings,
-            http=http,
-            sessions=sessions,
-            choices=choices,
-        )
+    turn = _turn(
+        conversation,
+        await choices.chosen(conversation, text),
+        principal,
+        api_settings=api_settings,
+        http=http,
+        sessions=sessions,
+        choices=choices,
     )
-    done, _pending = await asyncio.wait({turn}, timeout=settings.reply_budget_s)
-    if done:
-        first, *rest = split_message(turn.result())
-        if rest:
-            # One passive reply per callback: the rest of a long answer follows as app messages.
-            background.add_task(_send_texts, rest, userid, settings)
-        return reply(first)
-    logger.info("wecom: turn of #%s over the reply budget; replying later", member)
-    background.add_task(_deliver_later, turn, userid, settings)
-    return PlainTextResponse(NO_REPLY)
+    passive = await reply_within(
+        turn,
+        budget_s=settings.reply_budget_s,
+        background=background,
+        send=partial(send_app_text, settings, userid),
+        channel=CHANNEL,
+        subject=member,
+    )
+    return reply(passive) if passive is not None else PlainTextResponse(NO_REPLY)
 
 
 async def _turn(
@@ -268,29 +264,3 @@ async def _turn(
     )
     await choices.remember(conversation, result.messages)
     return render_text(result.messages) or UNAVAILABLE_REPLY
-
-
-async def _deliver_later(turn: "asyncio.Future[str]", userid: str, settings: WecomSettings) -> None:
-    """Send a late turn's reply as app messages."""
-    try:
-        text = await turn
-    except Exception as exc:  # noqa: BLE001  # a background task has no caller to raise to
-        logger.error(
-            "wecom: late turn of #%s failed (%s)", sender_tag(f"{_SEEN_PREFIX}{userid}"), type(exc).__name__
-        )
-        return
-    await _send_texts(split_message(text), userid, settings)
-
-
-async def _send_texts(texts: list[str], userid: str, settings: WecomSettings) -> None:
-    """Send texts in order as app messages; stop at the first failure."""
-    for text in texts:
-        try:
-            await anyio.to_thread.run_sync(partial(send_app_text, settings, userid, text))
-        except Unavailable as exc:
-            logger.warning(
-                "wecom: reply for #%s not delivered (%s)",
-                sender_tag(f"{_SEEN_PREFIX}{userid}"),
-                exc.data.get("reason"),
-            )
-            return
