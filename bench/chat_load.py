@@ -72,6 +72,7 @@ from sqlalchemy import func, select
 from api.gateway import RASA_WEBHOOK_PATH, UNAVAILABLE_REPLY
 from api.rate_limit import CHAT_LIMITED_REPLY
 from api.texts import wording
+from bench.cpu_load import _machine_busy_seconds
 from bench.results_table import report
 from crm_store.analytics.service_metrics import TRACKER_EVENTS, tracker_engine
 from crm_store.settings import child_environment
@@ -567,18 +568,6 @@ def _wait_until_healthy(api_url: str, process: subprocess.Popen[bytes], log_path
 # -- others' CPU -------------------------------------------------------------------------------------
 
 
-_STAT: Final = Path("/proc/stat")
-
-
-def _machine_busy_seconds() -> float | None:
-    try:
-        fields = _STAT.read_text(encoding="ascii").splitlines()[0].split()[1:9]
-    except (OSError, IndexError):
-        return None
-    ticks = [int(value) for value in fields]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def _tree_seconds(roots: set[int]) -> float:
     """CPU seconds of the processes under `roots` (them included, their reaped children too)."""
     parents: dict[int, int] = {}
@@ -607,7 +596,11 @@ def _tree_seconds(roots: set[int]) -> float:
 
 
 class OthersCpu:
-    """The share of both cores that processes other than this benchmark and its stack used."""
+    """The share of both cores that processes other than this benchmark and its stack used.
+
+    `bench.cpu_load.OtherLoad` counts this process only; here the stack's processes, loaded by
+    this benchmark, are ours too.
+    """
 
     def __init__(self, stack_pid: int | None) -> None:
         self._roots = {os.getpid(), *([stack_pid] if stack_pid else [])}
