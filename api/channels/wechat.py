@@ -401,6 +401,8 @@ async def _push_forever(
             )
         except SQLAlchemyError as exc:
             logger.warning("wechat: staff replies not pushed this time (%s)", type(exc).__name__)
+        except Exception:  # a worker's only pusher must outlive one bad round
+            logger.exception("wechat: pushing staff replies failed; trying again next round")
 
 
 def start_pusher(
