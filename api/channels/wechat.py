@@ -47,6 +47,7 @@ from wechatpy.messages import BaseMessage, TextMessage, VoiceMessage
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
+from api.channels.callbacks import BAD_REQUEST, FORBIDDEN, MAX_BODY_BYTES, NOT_FOUND, plain, take_once
 from api.channels.text_replies import (
     ButtonChoices,
     ButtonChoicesDep,
@@ -67,11 +68,9 @@ from crm_store.settings import ApiSettings, WechatSettings, get_api_settings, ge
 from crm_store.wechat_app import send_service_text, wechat_api_client
 from crm_store.wechat_links import (
     WECHAT_CONVERSATION_PREFIX,
-    first_seen,
     last_unlinked_at,
     link,
     linked_customer,
-    purge_seen,
     unlink,
     wechat_conversation,
 )
@@ -96,8 +95,6 @@ CHANNEL: Final = "wechat"
 SUCCESS: Final = "success"
 """What WeChat expects from a callback that gets no passive reply (it then shows nothing)."""
 UNLINK_COMMAND: Final = wording("wechat.unlink_command")
-MAX_BODY_BYTES: Final = 64 * 1024
-"""WeChat's callbacks are a few hundred bytes; anything far larger is not from WeChat."""
 VERIFIED_WINDOW: Final = timedelta(minutes=60)
 """A verification in the last hour belongs to the current dialogue session (crm_store.identity)."""
 
@@ -115,14 +112,6 @@ def _message_key(message: BaseMessage) -> str:
         return str(message.id)
     # Events have no MsgId: WeChat's own advice is FromUserName + CreateTime (here as a pseudonym).
     return f"e:{sender_tag(f'{message.source}:{message.time}:{message.type}')}"
-
-
-def _take(factory: sessionmaker[Session], key: str) -> bool:
-    now = clock.now()
-    with factory.begin() as session:
-        new = first_seen(session, key, now=now)
-        purge_seen(session, now=now)
-    return new
 
 
 def _unlink(factory: sessionmaker[Session], openid: str) -> str | None:
@@ -175,15 +164,6 @@ class _Forbidden(Exception):
     pass
 
 
-def _plain(status: int, text: str) -> PlainTextResponse:
-    return PlainTextResponse(text, status_code=status)
-
-
-_NOT_FOUND = (404, "not found")
-_FORBIDDEN = (403, "invalid signature")
-_BAD_REQUEST = (400, "bad request")
-
-
 @router.get("", summary="WeChat's URL verification (echostr)", response_class=PlainTextResponse)
 async def verify_url(
     settings: WechatSettingsDep,
@@ -196,9 +176,9 @@ async def verify_url(
     try:
         _verify(settings, signature, timestamp, nonce)
     except _NotFound:
-        return _plain(*_NOT_FOUND)
+        return plain(*NOT_FOUND)
     except _Forbidden:
-        return _plain(*_FORBIDDEN)
+        return plain(*FORBIDDEN)
     return PlainTextResponse(echostr)
 
 
@@ -221,25 +201,25 @@ async def callback(
     try:
         token = _verify(settings, signature, timestamp, nonce)
     except _NotFound:
-        return _plain(*_NOT_FOUND)
+        return plain(*NOT_FOUND)
     except _Forbidden:
-        return _plain(*_FORBIDDEN)
+        return plain(*FORBIDDEN)
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        return _plain(*_BAD_REQUEST)
+        return plain(*BAD_REQUEST)
 
     crypto: WeChatCrypto | None = None
     if settings.aes_key is not None:
         if encrypt_type.lower() != "aes":
-            return _plain(*_BAD_REQUEST)  # safe mode: WeChat always encrypts
+            return plain(*BAD_REQUEST)  # safe mode: WeChat always encrypts
         try:
             crypto = WeChatCrypto(token, settings.aes_key.get_secret_value(), settings.app_id or "")
             xml = crypto.decrypt_message(body, msg_signature, timestamp, nonce)
         except (InvalidSignatureException, InvalidAppIdException):
-            return _plain(*_FORBIDDEN)
+            return plain(*FORBIDDEN)
         except Exception as exc:  # noqa: BLE001  # any undecryptable body is the sender's fault
             logger.info("wechat: undecryptable callback (%s)", type(exc).__name__)
-            return _plain(*_BAD_REQUEST)
+            return plain(*BAD_REQUEST)
     else:
         xml = body
     try:
@@ -247,9 +227,9 @@ async def callback(
         openid = str(message.source or "")
     except Exception as exc:  # noqa: BLE001  # malformed XML, a missing MsgType …: never a 500
         logger.info("wechat: malformed callback (%s)", type(exc).__name__)
-        return _plain(*_BAD_REQUEST)
+        return plain(*BAD_REQUEST)
     if not openid or len(openid) > 64:
-        return _plain(*_BAD_REQUEST)
+        return plain(*BAD_REQUEST)
     subject = sender_tag(wechat_conversation(openid))
 
     def reply(text: str) -> Response:
@@ -259,7 +239,7 @@ async def callback(
         return Response(content=xml_reply, media_type="application/xml")
 
     try:
-        new = await anyio.to_thread.run_sync(_take, sessions, _message_key(message))
+        new = await anyio.to_thread.run_sync(take_once, sessions, _message_key(message))
     except SQLAlchemyError as exc:
         # Without the store a retry cannot be told apart: better no answer than two (WeChat retries).
         logger.warning("wechat: callback store unavailable for #%s (%s)", subject, type(exc).__name__)

@@ -48,15 +48,14 @@ from wechatpy.enterprise.replies import TextReply
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.messages import BaseMessage
 
+from api.channels.callbacks import BAD_REQUEST, FORBIDDEN, MAX_BODY_BYTES, NOT_FOUND, plain, take_once
 from api.channels.text_replies import ButtonChoices, ButtonChoicesDep, render_text, reply_within
 from api.deps import HttpClientDep, SessionFactoryDep, SettingsDep
 from api.gateway import UNAVAILABLE_REPLY, chat_turn, conversation_id, sender_tag
 from api.texts import wording
-from crm_store import clock
 from crm_store.access import Actor
 from crm_store.errors import Forbidden, NotFound
 from crm_store.settings import ApiSettings, WecomSettings, get_wecom_settings
-from crm_store.wechat_links import first_seen, purge_seen
 from crm_store.wecom_app import send_app_text
 from crm_store.wecom_links import MAX_USERID_CHARS, wecom_actor
 
@@ -75,8 +74,6 @@ router = APIRouter(prefix="/channels/wecom", tags=["channels"])
 CHANNEL: Final = "wecom"
 NO_REPLY: Final = ""
 """What WeCom expects from a callback that gets no passive reply (it then shows nothing)."""
-MAX_BODY_BYTES: Final = 64 * 1024
-"""WeCom's callbacks are a few hundred bytes (a few KB for a long text); far larger is not WeCom."""
 _SEEN_PREFIX: Final = "wecom:"
 
 # The channel's own words (api/texts.yml); the bot's come from Rasa's domain.
@@ -96,15 +93,6 @@ def _crypto(settings: WecomSettings) -> WeChatCrypto | None:
     )
 
 
-def _plain(status: int, text: str) -> PlainTextResponse:
-    return PlainTextResponse(text, status_code=status)
-
-
-_NOT_FOUND = (404, "not found")
-_FORBIDDEN = (403, "invalid signature")
-_BAD_REQUEST = (400, "bad request")
-
-
 @router.get("", summary="WeCom's URL verification (echostr)", response_class=PlainTextResponse)
 async def verify_url(
     settings: WecomSettingsDep,
@@ -116,23 +104,15 @@ async def verify_url(
     """Answer the decrypted `echostr` when the signature is the app's (接收消息's 保存)."""
     crypto = _crypto(settings)
     if crypto is None:
-        return _plain(*_NOT_FOUND)
+        return plain(*NOT_FOUND)
     try:
         echo = crypto.check_signature(msg_signature, timestamp, nonce, echostr)
     except (InvalidSignatureException, InvalidCorpIdException):
-        return _plain(*_FORBIDDEN)
+        return plain(*FORBIDDEN)
     except Exception as exc:  # noqa: BLE001  # an undecryptable echostr is the sender's fault
         logger.info("wecom: undecryptable echostr (%s)", type(exc).__name__)
-        return _plain(*_BAD_REQUEST)
+        return plain(*BAD_REQUEST)
     return PlainTextResponse(echo if isinstance(echo, str) else bytes(echo).decode("utf-8", "replace"))
-
-
-def _take(factory: sessionmaker[Session], key: str) -> bool:
-    now = clock.now()
-    with factory.begin() as session:
-        new = first_seen(session, key, now=now)
-        purge_seen(session, now=now)
-    return new
 
 
 def _principal(factory: sessionmaker[Session], userid: str) -> Actor:
@@ -165,25 +145,25 @@ async def callback(
     """Answer one callback: an encrypted passive reply, or an empty body (a later reply, or none)."""
     crypto = _crypto(settings)
     if crypto is None:
-        return _plain(*_NOT_FOUND)
+        return plain(*NOT_FOUND)
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        return _plain(*_BAD_REQUEST)
+        return plain(*BAD_REQUEST)
     try:
         xml = crypto.decrypt_message(body, msg_signature, timestamp, nonce)
     except (InvalidSignatureException, InvalidCorpIdException):
-        return _plain(*_FORBIDDEN)
+        return plain(*FORBIDDEN)
     except Exception as exc:  # noqa: BLE001  # malformed XML, no Encrypt, bad base64 …: never a 500
         logger.info("wecom: undecryptable callback (%s)", type(exc).__name__)
-        return _plain(*_BAD_REQUEST)
+        return plain(*BAD_REQUEST)
     try:
         message = parse_message(xml)
         userid = str(message.source or "")
     except Exception as exc:  # noqa: BLE001  # malformed XML inside, a missing MsgType …
         logger.info("wecom: malformed callback (%s)", type(exc).__name__)
-        return _plain(*_BAD_REQUEST)
+        return plain(*BAD_REQUEST)
     if not userid or len(userid) > MAX_USERID_CHARS:
-        return _plain(*_BAD_REQUEST)
+        return plain(*BAD_REQUEST)
     member = sender_tag(f"{_SEEN_PREFIX}{userid}")
 
     def reply(text: str) -> Response:
@@ -196,7 +176,7 @@ async def callback(
     if message.type == "event" or not message.id:
         return PlainTextResponse(NO_REPLY)  # entering the app, menu views …: nothing to answer
     try:
-        new = await anyio.to_thread.run_sync(_take, sessions, f"{_SEEN_PREFIX}{message.id}")
+        new = await anyio.to_thread.run_sync(take_once, sessions, f"{_SEEN_PREFIX}{message.id}")
     except SQLAlchemyError as exc:
         # Without the store a retry cannot be told apart: better no answer than two (WeCom retries).
         logger.warning("wecom: callback store unavailable for #%s (%s)", member, type(exc).__name__)
