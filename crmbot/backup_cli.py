@@ -13,7 +13,6 @@ exit code 1; nothing was changed then. Long steps report their progress (`crmbot
 
 import argparse
 import logging
-import sys
 import threading
 import time
 from datetime import datetime
@@ -28,6 +27,7 @@ from crm_store.audit import audit
 from crm_store.clock import TZ
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.errors import CrmError
+from crmbot.confirm import confirmed
 from crmbot.preparation import prepare_store
 from crmbot.steps import REPORT_EVERY_S, Progress, duration, progress_line
 
@@ -45,7 +45,6 @@ SHOWN_TABLES: Final = (
     ("faqs", "FAQ", "条"),
     ("events", "对话事件", "条"),
 )
-YES: Final = frozenset({"y", "yes", "是", "确定"})
 
 
 def add_backup_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -209,13 +208,7 @@ def _confirmed(plan: backup.RestorePlan) -> bool:
         *(f"  · {PART_NAMES[target.part]}：{where(target)}" for target in plan.targets),
         "恢复后，这些数据库中备份之后的所有改动都会丢失。",
     ]
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
-    try:
-        answer = input("确定要恢复吗？[y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in YES
+    return confirmed(lines, "确定要恢复吗？[y/N] ")
 
 
 def contents(manifest: backup.Manifest) -> str:

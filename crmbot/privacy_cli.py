@@ -25,12 +25,12 @@ from crm_store.errors import NotFound
 from crm_store.models import Customer
 from crm_store.personal_data import ErasureReport, erase_customer, export_customer, tracker_store
 from crm_store.privacy import mask_name
+from crmbot.confirm import confirmed
 from crmbot.preparation import prepare_store
 
 logger = logging.getLogger("crmbot")
 
 EXIT_FAILED: Final = 1
-YES: Final = frozenset({"y", "yes", "是", "确定"})
 
 SECTIONS: Final = (
     ("orders", "订单", "笔"),
@@ -116,13 +116,7 @@ def _confirmed(customer_id: str, name: str) -> bool:
         "工单、拜访记录、消息和转人工记录中的文字，以及对话记录的内容；订单金额和日期保留用于销售统计。",
         "删除后无法恢复。",
     ]
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
-    try:
-        answer = input("确定要删除吗？[y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in YES
+    return confirmed(lines, "确定要删除吗？[y/N] ")
 
 
 def _erase(args: argparse.Namespace) -> int:
