@@ -35,6 +35,7 @@ import httpx
 import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.rasa_servers import rasa_servers
 from crm_store import clock
 from crm_store.access import Actor
 from crm_store.identity import verified_customer_of
@@ -123,7 +124,9 @@ def _rasa_params(settings: ApiSettings) -> Mapping[str, str] | None:
 def _conversation_url(settings: ApiSettings, conversation: str, what: str) -> str:
     # Rasa takes the path segment as the conversation id without percent-decoding it, so the colons
     # of `staff:<employee_id>:<sender>` must stay as they are (a `%3A` would name another one).
-    return f"{settings.rasa_url.rstrip('/')}/conversations/{quote(conversation, safe=':')}/{what}"
+    # Any replica reads the shared tracker store; the conversation's own one is the likeliest warm.
+    server = rasa_servers(settings.rasa_servers, settings.rasa_retry_after_s).order(conversation)[0]
+    return f"{server}/conversations/{quote(conversation, safe=':')}/{what}"
 
 
 async def _is_active(http: httpx.AsyncClient, settings: ApiSettings, conversation: str) -> bool:

@@ -6,8 +6,9 @@ of Rasa's REST channel (`text`, `buttons`, `image`, `custom`). The gateway clean
 message, lets the hand-off service (`crm_store.handoff.relay_turn`) keep the turn for staff while
 a person has the conversation, stamps the caller's role, employee id and channel into the metadata
 (clients can never choose them) and forwards the turn to Rasa's REST channel on loopback, which
-passes the metadata on to the actions and the tracker store. Whatever goes wrong on the way, the
-channel gets a list of bot messages back: 503 with a polite apology when Rasa is unavailable.
+passes the metadata on to the actions and the tracker store (to one of several Rasa replicas, chosen
+by `api.rasa_servers`). Whatever goes wrong on the way, the channel gets a list of bot messages back:
+503 with a polite apology when Rasa is unavailable.
 
 `pending_updates` is what came since for a conversation: staff replies of a hand-off (worded by
 `api.relay`) and proactive care's inbox messages (`api.care_inbox`), each once.
@@ -34,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.care_inbox import care_messages
+from api.rasa_servers import NOT_DELIVERED, rasa_servers
 from api.relay import relay_messages
 from api.schemas.common import clean_message
 from api.texts import wording
@@ -187,12 +189,31 @@ async def chat_turn(
         "message": message,
         "metadata": _metadata(metadata, principal, channel),
     }
-    url = settings.rasa_url.rstrip("/") + RASA_WEBHOOK_PATH
-    try:
-        response = await http.post(url, json=payload, timeout=settings.rasa_timeout_s)
-    except httpx.HTTPError as exc:
-        # The exception text names the URL and the OS error, never the request body.
-        return _unavailable(channel, f"{type(exc).__name__}: {exc}", conversation, staff_messages)
+    servers = rasa_servers(settings.rasa_servers, settings.rasa_retry_after_s)
+    response: httpx.Response | None = None
+    not_delivered = ""
+    for server in servers.order(conversation):
+        try:
+            response = await http.post(
+                server + RASA_WEBHOOK_PATH, json=payload, timeout=settings.rasa_timeout_s
+            )
+        except NOT_DELIVERED as exc:
+            # Nothing reached this server: the next one can take the turn (api/rasa_servers.py).
+            not_delivered = f"{type(exc).__name__}: {exc}"
+            servers.failed(server, not_delivered)
+            continue
+        except httpx.HTTPError as exc:
+            # The turn may have reached Rasa: sending it again could answer it twice.
+            # The exception text names the URL and the OS error, never the request body.
+            servers.failed(server, type(exc).__name__)
+            return _unavailable(channel, f"{type(exc).__name__}: {exc}", conversation, staff_messages)
+        if response.status_code >= 500:
+            servers.failed(server, f"HTTP {response.status_code}")
+        else:
+            servers.answered(server)
+        break
+    if response is None:
+        return _unavailable(channel, not_delivered, conversation, staff_messages)
     if response.status_code != 200:
         return _unavailable(
             channel, f"Rasa answered HTTP {response.status_code}", conversation, staff_messages

@@ -151,10 +151,20 @@ class ApiSettings(BaseSettings):
     model_config = _config("CRM_")
 
     rasa_url: str = Field(
-        default="http://127.0.0.1:5005", description="The Rasa server the API forwards chat to."
+        default="http://127.0.0.1:5005",
+        description="The Rasa server the API forwards chat to; several, comma-separated, when replicas share "
+        "one tracker and lock store (`crmbot up --scale`): each conversation goes to one of them, and to the "
+        "next while that one does not answer (api/rasa_servers.py).",
     )
     action_server_url: str = Field(
-        default="http://127.0.0.1:5055", description="The action server, for `/health`."
+        default="http://127.0.0.1:5055",
+        description="The action server, for `/health`; several, comma-separated, one per Rasa replica.",
+    )
+    rasa_retry_after_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="With several Rasa servers: how long one that refused a connection or failed a turn is "
+        "left out of rotation before it is tried again.",
     )
     rasa_token: SecretStr | None = Field(
         default=None, description="Token of Rasa's HTTP API (`--auth-token`), if Rasa runs with one."
@@ -235,6 +245,33 @@ class ApiSettings(BaseSettings):
         "`/api/auth/login` answers 429 to it.",
     )
 
+    @field_validator("rasa_url", "action_server_url")
+    @classmethod
+    def _url_list(cls, value: str) -> str:
+        urls = [url.strip() for url in value.split(",")]
+        if not all(re.match(r"^https?://[^\s/]+", url) for url in urls):
+            raise ValueError(f"{value!r} is not a URL or comma-separated URLs such as http://127.0.0.1:5005")
+        return ",".join(url.rstrip("/") for url in urls)
+
+    @model_validator(mode="after")
+    def _one_action_server_per_replica(self) -> "ApiSettings":
+        if len(self.action_servers) not in (1, len(self.rasa_servers)):
+            raise ValueError(
+                "CRM_ACTION_SERVER_URL names one action server, "
+                "or one per Rasa server of CRM_RASA_URL, in order"
+            )
+        return self
+
+    @property
+    def rasa_servers(self) -> tuple[str, ...]:
+        """The Rasa servers of `rasa_url`, without trailing slashes."""
+        return tuple(self.rasa_url.split(","))
+
+    @property
+    def action_servers(self) -> tuple[str, ...]:
+        """The action servers of `action_server_url`, without trailing slashes."""
+        return tuple(self.action_server_url.split(","))
+
     @field_validator("chat_rate_limit", "login_account_rate_limit", "login_address_rate_limit")
     @classmethod
     def _limits_notation(cls, value: str) -> str:
@@ -275,6 +312,23 @@ class StackSettings(BaseSettings):
         description="Trained models shared by every clone of the repository on this machine, by "
         "fingerprint of their inputs (crmbot/model_cache.py): a new clone reuses a Rasa model or FAQ "
         "encoder another clone made from the same inputs instead of training again. `off`: no cache.",
+    )
+    rasa_replicas: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Rasa servers of `crmbot up --scale`, each with its own action server, on consecutive "
+        "ports from `CRM_RASA_PORT` and `CRM_ACTION_PORT` (docs/operations.md, Running at scale).",
+    )
+    api_workers: int = Field(
+        default=2, ge=1, le=64, description="API worker processes of `crmbot up --scale` (uvicorn's workers)."
+    )
+    lock_store_url: str | None = Field(
+        default=None,
+        pattern=r"^rediss?://",
+        description="Redis of Rasa's lock store (`redis://127.0.0.1:6379/1`), required by "
+        "`crmbot up --scale`: it keeps the turns of one conversation in order whichever Rasa "
+        "replica takes them.",
     )
     restart_wait_s: float = Field(
         default=1.0,

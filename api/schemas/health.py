@@ -26,19 +26,32 @@ class RasaHealth(ComponentHealth):
     model_loaded: bool | None = None
 
 
+class ReplicaHealth(BaseModel):
+    """One Rasa replica of the scale profile and the action server it calls."""
+
+    rasa_url: str
+    rasa: RasaHealth
+    action_server: ComponentHealth
+
+
 class HealthComponents(BaseModel):
-    """Per-component health."""
+    """Per-component health.
+
+    With several Rasa replicas, `rasa` and `action_server` are ok when at least one replica's is,
+    and `replicas` tells each one.
+    """
 
     database: DatabaseHealth
     rasa: RasaHealth
     action_server: ComponentHealth
+    replicas: list[ReplicaHealth] | None = None
 
 
 HealthStatus = Literal["ok", "starting", "degraded"]
 
 
 class HealthReport(BaseModel):
-    """Overall health: `ok` only when every component is ok."""
+    """Overall health: `ok` only when every component (every replica) is ok."""
 
     status: HealthStatus
     components: HealthComponents
