@@ -28,7 +28,7 @@ from crmbot.preparation import (
 )
 from crmbot.privacy_cli import add_privacy_commands
 from crmbot.query_cli import add_query_commands
-from crmbot.stack import Stack, run_stack
+from crmbot.stack import ScaleRefused, Stack, run_stack
 from crmbot.steps import StepFailed, StepRunner, report_failure
 from crmbot.tuning_job import BackgroundTuning, build_base, tune, tuned_is_ready, tuned_is_ready_elsewhere
 from crmbot.user_cli import add_user_commands
@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--no-demo", action="store_true", help="空库时不导入演示数据")
     up.add_argument(
         "--no-tuning", action="store_true", help="不在后台调优 FAQ 语义模型（没有调优好的模型时用基础模型）"
+    )
+    up.add_argument(
+        "--scale",
+        action="store_true",
+        help="多副本运行：CRM_RASA_REPLICAS 个 Rasa（各带一个动作服务器）、CRM_API_WORKERS 个 API 进程，"
+        "需要 PostgreSQL 和 CRM_LOCK_STORE_URL（见 README「Running at scale」）",
     )
     up.set_defaults(handler=_up)
 
@@ -193,7 +199,11 @@ def _encoder(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    stack = Stack.from_settings()
+    try:
+        stack = Stack.from_settings(scale=args.scale)
+    except ScaleRefused as exc:
+        logger.error("%s", exc)
+        return 2
     engine = create_engine_for()
     report = prepare_store(engine, load_demo=not args.no_demo, progress=True)
     if report is not None:
@@ -204,12 +214,29 @@ def _up(args: argparse.Namespace) -> int:
     model = prepare_for_start(engine, runner)
     engine.dispose()
     tuning = None if args.no_tuning or tuned_is_ready_elsewhere() else BackgroundTuning(runner)
-    logger.info(
-        "启动 Rasa（:%d）、动作服务器（:%d）、API（:%d）和关怀调度器…",
-        stack.rasa_port,
-        stack.action_port,
-        stack.api_port,
-    )
+    if stack.scaled and stack.api_workers > 1:
+        logger.warning(
+            "API 有 %d 个进程：网页小部件（Socket.IO）需要前置代理做粘性会话，"
+            "/api/chat、微信和企业微信不受影响"
+            "（docs/operations.md「Running at scale」）",
+            stack.api_workers,
+        )
+    if stack.scaled:
+        logger.info(
+            "启动 %d 个 Rasa 副本（:%d 起）及各自的动作服务器（:%d 起）、%d 个 API 进程（:%d）和关怀调度器…",
+            stack.rasa_replicas,
+            stack.rasa_port,
+            stack.action_port,
+            stack.api_workers,
+            stack.api_port,
+        )
+    else:
+        logger.info(
+            "启动 Rasa（:%d）、动作服务器（:%d）、API（:%d）和关怀调度器…",
+            stack.rasa_port,
+            stack.action_port,
+            stack.api_port,
+        )
     try:
         return run_stack(stack, model, on_ready=tuning.start if tuning is not None else None)
     finally:
