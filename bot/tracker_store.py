@@ -1,0 +1,74 @@
+"""Rasa's SQL tracker store, refusing a turn while its database is unreachable (Rasa environment).
+
+Loaded by the Rasa server from bot/endpoints.yml (`type: bot.tracker_store.StrictSQLTrackerStore`;
+`rasa run` puts the working directory, the project root, on `sys.path`). Not a training input.
+
+Rasa wraps every tracker store in its `FailSafeTrackerStore` (rasa/core/agent.py), which answers a
+failed read with no tracker and keeps a failed write in the replica's memory. During a database
+outage a turn would then be answered as the first of a new conversation, a complaint form
+forgotten mid-way, and left out of the shared tracker: neither another replica nor this one after
+the outage would know it was said. This store lets a database error through instead, as
+`TrackerStoreUnavailable`: Rasa's HTTP server closes the connection without an answer, the API
+gives the customer its polite 503 (api/gateway.py), and a turn is either in the tracker or was
+refused, never answered out of context (tests/e2e/test_scale_faults.py restarts PostgreSQL).
+
+`TrackerStoreUnavailable` derives from BaseException because that is the only way past the
+`except Exception` of `FailSafeTrackerStore` and of the REST channel; the lock store's context
+manager still releases the conversation's lock on the way out.
+
+The engine checks a pooled connection before using it (`pool_pre_ping`), so that after the
+database restarts the first turn gets a fresh connection instead of a dead one and a refusal, and
+keeps statement parameters (events, message texts) out of its errors (`hide_parameters`).
+"""
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.shared.core.trackers import DialogueStateTracker
+
+logger = logging.getLogger(__name__)
+
+
+class TrackerStoreUnavailable(BaseException):
+    """The tracker store's database failed: the turn is refused rather than answered blind."""
+
+
+class StrictSQLTrackerStore(SQLTrackerStore):
+    """`SQLTrackerStore` whose database errors refuse the turn (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        url = self.engine.url
+        self.engine.dispose()
+        self.engine = sa.create_engine(
+            url, pool_pre_ping=True, hide_parameters=True, **create_engine_kwargs(url)
+        )
+        self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        try:
+            return await super().retrieve(sender_id)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            raise _unavailable("read", exc) from None
+
+    async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
+        try:
+            return await super().retrieve_full_tracker(conversation_id)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            raise _unavailable("read", exc) from None
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        try:
+            await super().save(tracker)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            raise _unavailable("write", exc) from None
+
+
+def _unavailable(what: str, error: sqlalchemy.exc.SQLAlchemyError) -> TrackerStoreUnavailable:
+    # The error's class only, and raised `from None`: the error's text can quote the SQL and the
+    # conversation's events, and asyncio logs the whole chain of the refused connection's task.
+    logger.error("tracker store %s failed (%s): the turn is refused", what, type(error).__name__)
+    return TrackerStoreUnavailable(f"tracker store {what} failed: {type(error).__name__}")
