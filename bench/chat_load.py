@@ -1,7 +1,8 @@
 """Chat under load: simulated Chinese customers at rising concurrency, `/api/chat` and bare Rasa side by side.
 
     .venv-app/bin/python -m bench.chat_load [--levels 1,5,10,20] [--duration-s 60] [--max-turns N]
-        [--api-url URL --rasa-url URL [--tracker-url URL]] [--scale-api-url URL]
+        [--replicas 1,2 | --no-scale] [--postgres-url URL] [--lock-store-url URL]
+        [--api-url URL --rasa-url URL [--tracker-url URL]]
 
 What it does, in order:
 
@@ -13,10 +14,16 @@ What it does, in order:
    only if var/models has none for these inputs: 13 minutes). `--api-url` and `--rasa-url` use a
    running stack instead; its rate limit must be raised, the complaints' tickets stay in its
    store, and the tracker check needs `--tracker-url`.
+   Then, unless `--no-scale`, one scale-profile stack per count of `--replicas` (issue 20, item 1:
+   `crmbot up --scale` with that many Rasa replicas and two API workers), each on a scratch
+   PostgreSQL database of its own on the server of `--postgres-url` (dropped at the end) and
+   Rasa's lock store on `--lock-store-url`. All stacks stay up for the whole run; the ones not
+   being measured idle.
 2. Warms each path up with one conversation of each kind (not counted).
 3. For each level of concurrency and each target in turn (the project through `POST /api/chat`,
    then the same Rasa, model and action server through Rasa's REST channel
-   `/webhooks/rest/webhook`, with the metadata the gateway stamps for a web customer), runs that
+   `/webhooks/rest/webhook`, with the metadata the gateway stamps for a web customer, then each
+   scale stack through its `/api/chat`: targets `scale-1`, `scale-2` …), runs that
    many simulated customers, locust users on loopback with no think time, for `--duration-s`
    seconds or `--max-turns` turns, whichever comes first. A user is one conversation at a time,
    with its own sender id, each turn sent when the previous one was answered: order status by
@@ -35,11 +42,11 @@ apology: the gateway's unavailable or internal-error text, the rate limit's, Ras
 so the conversation went another way), and the ratios to bare Rasa at the same level (targets of
 issue 20: throughput ≥ 0.9×, p95 ≤ 1.2×).
 
-The scale profile (issue 20, item 1: several Rasa replicas behind the API) does not exist yet.
-`--scale-api-url` is its hook: a running scale-profile stack's API, measured through `/api/chat`
-as a third target, its ratios to bare Rasa in the same columns.
+The scale stacks run on the same two cores as the embedded one: a second replica there adds no
+core, so their rows say what the replicas, the lock store and PostgreSQL cost, not what a second
+machine would give.
 
-`--levels 1 --duration-s 5` checks the script in about two minutes, most of it the stack starting.
+`--levels 1 --duration-s 5` checks the script in a few minutes, most of it the stacks starting.
 """
 
 import argparse
@@ -56,7 +63,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
@@ -67,7 +74,7 @@ import yaml
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select, text
 
 from api.gateway import RASA_WEBHOOK_PATH, UNAVAILABLE_REPLY
 from api.rate_limit import CHAT_LIMITED_REPLY
@@ -75,7 +82,8 @@ from api.texts import wording
 from bench.cpu_load import _machine_busy_seconds
 from bench.results_table import report
 from crm_store.analytics.service_metrics import TRACKER_EVENTS, tracker_engine
-from crm_store.settings import child_environment
+from crm_store.db import create_engine_for
+from crm_store.settings import child_environment, get_store_settings
 from crmbot import paths
 from crmbot.preparation import prepare_demo_model
 
@@ -374,10 +382,10 @@ def run_level(
     customers: Sequence[DemoCustomer],
     known_apologies: tuple[str, ...],
     seed: int,
-    stack_pid: int | None,
+    stack_pids: set[int],
 ) -> None:
     """`measure.level` simulated customers on `measure.target` until the deadline, then drain."""
-    others = OthersCpu(stack_pid)
+    others = OthersCpu(stack_pids)
     measure.started = time.monotonic()
     deadline = measure.started + duration_s
     user = type(
@@ -478,6 +486,15 @@ class Endpoints:
     pid: int | None = None
 
 
+@dataclass(frozen=True)
+class ScaleOptions:
+    """Where the scale stacks keep their data: a PostgreSQL server and Rasa's Redis lock store."""
+
+    replicas: tuple[int, ...]
+    postgres_url: str
+    lock_store_url: str
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -489,15 +506,70 @@ def _port_is_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive loopback ports that nothing listens on."""
+    while True:
+        first = _free_port()
+        if all(not _port_is_open(first + i) for i in range(1, count)):
+            return first
+
+
 @contextmanager
-def own_stack(workdir: Path) -> Iterator[Endpoints]:
-    """`crmbot up --no-tuning` on a scratch demo store and free loopback ports, stopped by Ctrl-C."""
+def scratch_postgres(server_url: str, name: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server of `server_url`; its URL. Dropped after."""
+    server = make_url(server_url).set(drivername="postgresql+psycopg")
+    database = f"{name}_{secrets.token_hex(4)}"
+    admin = create_engine_for(server.render_as_string(hide_password=False))
+    try:
+        with admin.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text(f'CREATE DATABASE "{database}"')
+            )
+        yield server.set(database=database).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            )
+        admin.dispose()
+
+
+@contextmanager
+def own_stack(
+    workdir: Path, *, replicas: int | None = None, scale: ScaleOptions | None = None
+) -> Iterator[Endpoints]:
+    """`crmbot up --no-tuning` on a scratch demo store and free loopback ports, stopped by Ctrl-C.
+
+    With `replicas`, the scale profile instead (`crmbot up --scale`): that many Rasa replicas and
+    two API workers on a scratch PostgreSQL database and `scale`'s lock store.
+    """
     _say("the trained demo model (trained only if var/models has none for these inputs)…")
     prepare_demo_model()
-    ports = {name: _free_port() for name in ("api", "rasa", "action")}
+    if replicas is None:
+        with _stack(workdir, f"sqlite:///{workdir / 'crm.db'}", {}, []) as endpoints:
+            yield endpoints
+        return
+    assert scale is not None
+    with scratch_postgres(scale.postgres_url, f"bench_scale_{replicas}") as database_url:
+        extra = {
+            "CRM_LOCK_STORE_URL": scale.lock_store_url,
+            "CRM_RASA_REPLICAS": str(replicas),
+            "CRM_API_WORKERS": "2",
+        }
+        with _stack(workdir, database_url, extra, ["--scale"], replicas=replicas) as endpoints:
+            yield endpoints
+
+
+@contextmanager
+def _stack(
+    workdir: Path, database_url: str, extra_env: dict[str, str], extra_args: list[str], *, replicas: int = 1
+) -> Iterator[Endpoints]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    ports = {"api": _free_port(), "rasa": _free_ports(replicas), "action": _free_ports(replicas)}
     env = child_environment(
         {
-            "CRM_DATABASE_URL": f"sqlite:///{workdir / 'crm.db'}",
+            **extra_env,
+            "CRM_DATABASE_URL": database_url,
             "CRM_TODAY": REFERENCE_DAY,
             "CRM_RASA_PORT": str(ports["rasa"]),
             "CRM_ACTION_PORT": str(ports["action"]),
@@ -509,18 +581,20 @@ def own_stack(workdir: Path) -> Iterator[Endpoints]:
             "CRM_CARE_SPOOL_DIR": str(workdir / "spool"),
         }
     )
-    # The scratch store's own tracker (tracker.db beside crm.db), and rate-limit counters in memory.
+    # The scratch store's own tracker (tracker.db beside crm.db, or its PostgreSQL database), and
+    # rate-limit counters in memory (in the lock store's Redis for the scale profile).
     env.pop("CRM_TRACKER_URL", None)
     env.pop("CRM_REDIS_URL", None)
     log_path = workdir / "stack.log"
+    sqlite = make_url(database_url).get_backend_name() == "sqlite"
     endpoints = Endpoints(
         api_url=f"http://127.0.0.1:{ports['api']}",
         rasa_url=f"http://127.0.0.1:{ports['rasa']}",
-        tracker_url=f"sqlite:///{workdir / 'tracker.db'}",
+        tracker_url=f"sqlite:///{workdir / 'tracker.db'}" if sqlite else database_url,
     )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "crmbot.cli", "up", "--no-tuning"],
+            [sys.executable, "-m", "crmbot.cli", "up", "--no-tuning", *extra_args],
             cwd=paths.PROJECT_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -539,7 +613,12 @@ def own_stack(workdir: Path) -> Iterator[Endpoints]:
                 process.kill()
                 process.wait()
                 _say("the stack did not stop within 90 s of Ctrl-C: killed")
-    still_open = [name for name, port in ports.items() if _port_is_open(port)]
+    still_open = [
+        f"{name}+{i}"
+        for name, port in ports.items()
+        for i in range(replicas if name != "api" else 1)
+        if _port_is_open(port + i)
+    ]
     if still_open:
         _say(f"WARNING: ports still open after the stack stopped: {', '.join(still_open)}")
 
@@ -602,8 +681,8 @@ class OthersCpu:
     this benchmark, are ours too.
     """
 
-    def __init__(self, stack_pid: int | None) -> None:
-        self._roots = {os.getpid(), *([stack_pid] if stack_pid else [])}
+    def __init__(self, stack_pids: set[int]) -> None:
+        self._roots = {os.getpid(), *stack_pids}
         self._wall = time.monotonic()
         self._busy = _machine_busy_seconds()
         self._ours = _tree_seconds(self._roots)
@@ -678,7 +757,7 @@ COLUMNS: Final = (
 def measure_all(
     endpoints: Endpoints,
     *,
-    scale_api_url: str | None,
+    scale_stacks: Sequence[tuple[int, Endpoints]],
     levels: Sequence[int],
     duration_s: float,
     max_turns: int,
@@ -691,9 +770,10 @@ def measure_all(
         Target("api", endpoints.api_url, CHAT_PATH, endpoints.tracker_url),
         Target("rasa", endpoints.rasa_url, RASA_WEBHOOK_PATH, endpoints.tracker_url),
     ]
-    if scale_api_url:
-        # The scale profile's tracker store is its own; not checked until it exists (issue 20, item 1).
-        targets.append(Target("scale", scale_api_url, CHAT_PATH, None))
+    targets += [
+        Target(f"scale-{replicas}", stack.api_url, CHAT_PATH, stack.tracker_url)
+        for replicas, stack in scale_stacks
+    ]
     for target in targets:
         _say(f"warming up {target.name} ({target.base_url}{target.path})…")
         warm_up(target, run_id, customers)
@@ -711,7 +791,7 @@ def measure_all(
                 customers=customers,
                 known_apologies=known_apologies,
                 seed=seed + 1000 * level,
-                stack_pid=endpoints.pid,
+                stack_pids={p for p in (endpoints.pid, *(s.pid for _, s in scale_stacks)) if p},
             )
             measures.append(measure)
     check_tracker(measures, run_id)
@@ -748,7 +828,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-url", help="the API of a running stack (with --rasa-url) instead of our own")
     parser.add_argument("--rasa-url", help="the Rasa server of that stack")
     parser.add_argument("--tracker-url", help="that stack's tracker store (SQLAlchemy URL), for the check")
-    parser.add_argument("--scale-api-url", help="a running scale-profile stack's API, as a third target")
+    parser.add_argument(
+        "--replicas", default="1,2", help="a scale-profile stack with each of these counts of Rasa replicas"
+    )
+    parser.add_argument(
+        "--no-scale", action="store_true", help="no scale-profile stacks: /api/chat and bare Rasa only"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=get_store_settings().test_postgres_url or "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="a PostgreSQL server the scale stacks make their scratch databases on",
+    )
+    parser.add_argument(
+        "--lock-store-url", default="redis://127.0.0.1:6379/9", help="Redis for the scale stacks' lock store"
+    )
     parser.add_argument("--seed", type=int, default=20)
     args = parser.parse_args(argv)
     levels = list(dict.fromkeys(int(level) for level in args.levels.split(",") if level.strip()))
@@ -756,6 +849,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--levels: one or more whole numbers ≥ 1, such as 1,5,10,20")
     if bool(args.api_url) != bool(args.rasa_url):
         parser.error("--api-url and --rasa-url go together")
+    replicas = (
+        () if args.no_scale else tuple(dict.fromkeys(int(r) for r in args.replicas.split(",") if r.strip()))
+    )
+    if replicas and min(replicas) < 1:
+        parser.error("--replicas: whole numbers ≥ 1, such as 1,2")
+    scale = ScaleOptions(replicas, args.postgres_url, args.lock_store_url)
 
     before = os.getloadavg()[0]
     _say(f"load average before: {before:.2f}")
@@ -765,10 +864,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.api_url
             else own_stack(Path(scratch))
         )
-        with stack as endpoints:
+        with stack as endpoints, ExitStack() as scale_stacks:
+            scaled = [
+                (
+                    n,
+                    scale_stacks.enter_context(
+                        own_stack(Path(scratch) / f"scale-{n}", replicas=n, scale=scale)
+                    ),
+                )
+                for n in replicas
+            ]
             measures = measure_all(
                 endpoints,
-                scale_api_url=args.scale_api_url,
+                scale_stacks=scaled,
                 levels=levels,
                 duration_s=args.duration_s,
                 max_turns=args.max_turns,
@@ -789,8 +897,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _note(args: argparse.Namespace, load_before: float, measures: Sequence[Measure]) -> str:
     given = args.api_url is not None
+    scale = " --no-scale" if args.no_scale else f" --replicas {args.replicas}"
     command = (
-        f"`.venv-app/bin/python -m bench.chat_load --levels {args.levels} --duration-s {args.duration_s:g}`"
+        f"`.venv-app/bin/python -m bench.chat_load --levels {args.levels} --duration-s {args.duration_s:g}"
+        f"{scale}`"
     )
     lines = [
         f"{command}{' against a running stack' if given else ''}: each level {args.duration_s:g} s per "
@@ -801,10 +911,10 @@ def _note(args: argparse.Namespace, load_before: float, measures: Sequence[Measu
         f"this benchmark and its stack{' (a given stack counts as others)' if given else ''}; load average "
         f"{load_before:.2f} before the run.",
     ]
-    if not args.scale_api_url:
+    if not args.no_scale:
         lines.append(
-            "The scale profile (several Rasa replicas, issue 20 item 1) does not exist yet: "
-            "`--scale-api-url` adds it as a third target."
+            "scale-N: `crmbot up --scale` with N Rasa replicas (each with its action server) and two API "
+            "workers, on a PostgreSQL database and Redis lock store of its own, on the same two cores."
         )
     return " ".join(lines) + "\n\n" + "\n".join(f"- {line}" for line in verdicts(measures))
 
