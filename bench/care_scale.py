@@ -40,10 +40,10 @@ from sqlalchemy.exc import OperationalError
 
 from bench.cpu_load import OtherLoad
 from bench.results_table import report
-from bench.staff_scale import SEED, TODAY, Scale, _admin, _build, _server_url, prepare_bench_database
+from bench.staff_scale import SEED, TODAY, Scale, _build, _server_url, prepare_bench_database
 from care.rules import RULES
 from crm_store import clock
-from crm_store.db import create_engine_for, make_session_factory
+from crm_store.db import create_engine_for, make_session_factory, run_outside_transaction
 from crm_store.settings import CareSettings
 
 DEFAULT_DATABASE: Final = "crm_bench_care"
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         engine.dispose()
         if not (args.keep or args.reuse):
             _say(f"dropping the database {args.database} …")
-            _admin(server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+            run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
     _write(rows, counts, generation, args)
     print(f"done in {(time.monotonic() - started) / 60:.1f} min")
 

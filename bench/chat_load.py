@@ -74,7 +74,7 @@ import yaml
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import func, make_url, select
 
 from api.gateway import RASA_WEBHOOK_PATH, UNAVAILABLE_REPLY
 from api.rate_limit import CHAT_LIMITED_REPLY
@@ -82,7 +82,7 @@ from api.texts import wording
 from bench.cpu_load import _machine_busy_seconds
 from bench.results_table import report
 from crm_store.analytics.service_metrics import TRACKER_EVENTS, tracker_engine
-from crm_store.db import create_engine_for
+from crm_store.db import run_outside_transaction
 from crm_store.settings import child_environment, get_store_settings
 from crmbot import paths
 from crmbot.preparation import prepare_demo_model
@@ -519,19 +519,11 @@ def scratch_postgres(server_url: str, name: str) -> Iterator[str]:
     """A new, empty PostgreSQL database on the server of `server_url`; its URL. Dropped after."""
     server = make_url(server_url).set(drivername="postgresql+psycopg")
     database = f"{name}_{secrets.token_hex(4)}"
-    admin = create_engine_for(server.render_as_string(hide_password=False))
+    run_outside_transaction(server, f'CREATE DATABASE "{database}"')
     try:
-        with admin.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text(f'CREATE DATABASE "{database}"')
-            )
         yield server.set(database=database).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            )
-        admin.dispose()
+        run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @contextmanager

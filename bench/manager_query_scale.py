@@ -35,11 +35,11 @@ from sqlalchemy.exc import OperationalError
 
 from bench.cpu_load import OtherLoad
 from bench.results_table import report
-from bench.staff_scale import SEED, TODAY, Scale, _admin, _build, _server_url, prepare_bench_database
+from bench.staff_scale import SEED, TODAY, Scale, _build, _server_url, prepare_bench_database
 from crm_store.access import ALL_REGIONS, Actor, actor_for
 from crm_store.analytics.query import run_query
 from crm_store.analytics.spec import Filter, Period, QuerySpec
-from crm_store.db import create_engine_for, make_session_factory, migrate
+from crm_store.db import create_engine_for, make_session_factory, migrate, run_outside_transaction
 from crm_store.models import Employee
 
 DEFAULT_DATABASE: Final = "crm_bench_manager_query"
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         engine.dispose()
         if not (args.keep or args.reuse):
             _say(f"dropping the database {args.database} …")
-            _admin(server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+            run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
     _write(rows, counts, args)
     print(f"done in {(time.monotonic() - started) / 60:.1f} min")
 

@@ -61,7 +61,7 @@ from bench.results_table import report
 from crm_store import customer360, lapse
 from crm_store.access import Actor, actor_for
 from crm_store.complaints import TICKET_ID_DIGITS, TICKET_ID_PREFIX
-from crm_store.db import create_engine_for, make_session_factory, migrate
+from crm_store.db import create_engine_for, make_session_factory, migrate, run_outside_transaction
 from crm_store.opportunities import OPPORTUNITY_ID_DIGITS, OPPORTUNITY_ID_PREFIX
 from crm_store.settings import get_store_settings, pin_today
 from crm_store.visits import INTERACTION_ID_DIGITS, INTERACTION_ID_PREFIX, VisitDraft, save_visit
@@ -1230,15 +1230,6 @@ def _server_url() -> URL:
     return make_url(raw).set(drivername="postgresql+psycopg")
 
 
-def _admin(server: URL, statement: str) -> None:
-    engine = create_engine_for(server.render_as_string(hide_password=False))
-    try:
-        with engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
-    finally:
-        engine.dispose()
-
-
 def prepare_bench_database(server: URL, database: str, *, reuse: bool) -> URL:
     """The URL of the bench's own database: an existing one with `reuse`, else created afresh.
 
@@ -1251,8 +1242,8 @@ def prepare_bench_database(server: URL, database: str, *, reuse: bool) -> URL:
             raise SystemExit(f"--reuse: there is no database {database!r}; run with --keep first")
     else:
         _say(f"creating the database {database} on {server.host}:{server.port} …")
-        _admin(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        _admin(server, f'CREATE DATABASE "{database}"')
+        run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        run_outside_transaction(server, f'CREATE DATABASE "{database}"')
     return server.set(database=database)
 
 
@@ -1330,7 +1321,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if generated_here:
             generation = _build(engine, bench_url, scale, args.seed)
             # Kept with the database, so that a later --reuse can still report how long it took.
-            _admin(server, f"COMMENT ON DATABASE \"{args.database}\" IS '{json.dumps(generation)}'")
+            run_outside_transaction(
+                server, f"COMMENT ON DATABASE \"{args.database}\" IS '{json.dumps(generation)}'"
+            )
         else:
             generation = _stored_generation(engine)
         size, counts = _sizes(engine)
@@ -1344,7 +1337,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         engine.dispose()
         if not keep:
             _say(f"dropping the database {args.database} …")
-            _admin(server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+            run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
     print(f"done in {(time.monotonic() - started) / 60:.1f} min")
 
 

@@ -76,6 +76,18 @@ def create_engine_for(url: str | None = None, *, connect_args: dict[str, Any] | 
     return create_engine(sa_url, pool_pre_ping=True, connect_args=extra, hide_parameters=True)
 
 
+def run_outside_transaction(server: URL | str, statement: str) -> None:
+    """Run one statement on `server` in autocommit mode: CREATE and DROP DATABASE cannot run
+    inside a transaction block. For tests and benchmarks that make their own PostgreSQL databases."""
+    url = server.render_as_string(hide_password=False) if isinstance(server, URL) else server
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
+    finally:
+        engine.dispose()
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to `engine`; objects stay readable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)

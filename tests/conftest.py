@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import URL, Engine, make_url, text
+from sqlalchemy import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_store.db import create_engine_for, make_session_factory, migrate
+from crm_store.db import create_engine_for, make_session_factory, migrate, run_outside_transaction
 from crm_store.importer import import_csv_dir
 from crm_store.settings import DEMO_DIR, get_store_settings
 
@@ -63,7 +63,7 @@ def postgres_template() -> Iterator[PostgresTemplate | None]:
         return
     server = make_url(url).set(drivername="postgresql+psycopg")
     template = server.set(database=f"crm_template_{uuid.uuid4().hex[:12]}")
-    _run_outside_transaction(server, f'CREATE DATABASE "{template.database}"')
+    run_outside_transaction(server, f'CREATE DATABASE "{template.database}"')
     engine = create_engine_for(template.render_as_string(hide_password=False))
     try:
         migrate(engine)
@@ -75,17 +75,7 @@ def postgres_template() -> Iterator[PostgresTemplate | None]:
         yield PostgresTemplate(server=server, name=str(template.database), drops=drops)
     finally:
         drops.shutdown(wait=True)
-        _run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{template.database}" WITH (FORCE)')
-
-
-def _run_outside_transaction(server: URL, statement: str) -> None:
-    # CREATE and DROP DATABASE cannot run inside a transaction block.
-    admin = create_engine_for(server.render_as_string(hide_password=False))
-    try:
-        with admin.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
-    finally:
-        admin.dispose()
+        run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{template.database}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -111,14 +101,14 @@ def store_engine(
         pytest.skip(f"{POSTGRES_URL_ENV} is unset: the PostgreSQL variant is not run")
     server = postgres_template.server
     database = f"crm_test_{uuid.uuid4().hex[:16]}"
-    _run_outside_transaction(server, f'CREATE DATABASE "{database}" TEMPLATE "{postgres_template.name}"')
+    run_outside_transaction(server, f'CREATE DATABASE "{database}" TEMPLATE "{postgres_template.name}"')
     engine = create_engine_for(server.set(database=database).render_as_string(hide_password=False))
     try:
         yield engine
     finally:
         engine.dispose()
         postgres_template.drops.submit(
-            _run_outside_transaction, server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
+            run_outside_transaction, server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
         )
 
 

@@ -25,7 +25,13 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, inspect, make_url, text
 
-from crm_store.db import alembic_config, create_engine_for, make_session_factory, migrate
+from crm_store.db import (
+    alembic_config,
+    create_engine_for,
+    make_session_factory,
+    migrate,
+    run_outside_transaction,
+)
 from crm_store.importer import import_csv_dir
 from crm_store.settings import DEMO_DIR, get_store_settings
 from crmbot.cli import main
@@ -91,8 +97,8 @@ def postgres_demo() -> Iterator[PostgresDemo | None]:
         return
     server = make_url(server_url).set(drivername="postgresql+psycopg")
     template = f"crm_backup_test_{os.getpid()}"
-    _outside_transaction(server, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
-    _outside_transaction(server, f'CREATE DATABASE "{template}"')
+    run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+    run_outside_transaction(server, f'CREATE DATABASE "{template}"')
     drops = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-backup-test-database")
     try:
         url = server.set(database=template).render_as_string(hide_password=False)
@@ -101,7 +107,7 @@ def postgres_demo() -> Iterator[PostgresDemo | None]:
         yield PostgresDemo(server, template, drops)
     finally:
         drops.shutdown(wait=True)
-        _outside_transaction(server, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -126,14 +132,14 @@ def postgres_store(
         pytest.skip("CRM_TEST_POSTGRES_URL is unset: the PostgreSQL variant is not run")
     server = postgres_demo.server
     name = f"{postgres_demo.template}_{uuid.uuid4().hex[:8]}"
-    _outside_transaction(server, f'CREATE DATABASE "{name}" TEMPLATE "{postgres_demo.template}"')
+    run_outside_transaction(server, f'CREATE DATABASE "{name}" TEMPLATE "{postgres_demo.template}"')
     try:
         url = server.set(database=name).render_as_string(hide_password=False)
         monkeypatch.setenv("CRM_DATABASE_URL", url)
         yield url, url
     finally:
         postgres_demo.drops.submit(
-            _outside_transaction, server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            run_outside_transaction, server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
         )
 
 
@@ -142,15 +148,6 @@ def store(request: pytest.FixtureRequest) -> tuple[str, str]:
     """The demo store on each engine: (store URL, tracker URL)."""
     value: tuple[str, str] = request.getfixturevalue(f"{request.param}_store")
     return value
-
-
-def _outside_transaction(server: URL, statement: str) -> None:
-    admin = create_engine_for(server.render_as_string(hide_password=False))
-    try:
-        with admin.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
-    finally:
-        admin.dispose()
 
 
 @dataclass(frozen=True)

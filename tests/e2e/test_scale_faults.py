@@ -30,11 +30,11 @@ from typing import Any
 import httpx
 import pytest
 from e2e_stack import RunningStack, free_port
-from sqlalchemy import URL, make_url, select, text
+from sqlalchemy import URL, make_url, select
 
 from api.gateway import UNAVAILABLE_REPLY
 from api.rasa_servers import RasaServers
-from crm_store.db import create_engine_for, make_session_factory
+from crm_store.db import create_engine_for, make_session_factory, run_outside_transaction
 from crm_store.models import Ticket
 from crm_store.settings import child_environment, get_store_settings
 
@@ -178,15 +178,6 @@ def _is_free(port: int) -> bool:
         return True
 
 
-def _run_outside_transaction(server: URL, statement: str) -> None:
-    engine = create_engine_for(server.render_as_string(hide_password=False))
-    try:
-        with engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def scale_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack]:
     del trained_model  # trained (or found) before the stack starts, so that it does not train
@@ -195,7 +186,7 @@ def scale_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -
         pytest.skip("CRM_TEST_POSTGRES_URL is unset: the scale profile needs PostgreSQL")
     server = make_url(postgres).set(drivername="postgresql+psycopg")
     database = f"crm_scale_{uuid.uuid4().hex[:12]}"
-    _run_outside_transaction(server, f'CREATE DATABASE "{database}"')
+    run_outside_transaction(server, f'CREATE DATABASE "{database}"')
     database_url = server.set(database=database).render_as_string(hide_password=False)
 
     workdir = tmp_path_factory.mktemp("scale")
@@ -247,7 +238,7 @@ def scale_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -
                 process.kill()
                 raise
             finally:
-                _run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def _wait_until_serving(stack: ScaleStack) -> None:
