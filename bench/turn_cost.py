@@ -1,6 +1,7 @@
 """Where a chat turn's time goes: the embedded stack under load, sampled by py-spy, per process and part.
 
     .venv-app/bin/python -m bench.turn_cost [--conversations 20] [--duration-s 40] [--rate 100]
+        [--raw-dir DIR]
 
 Starts its own embedded stack as bench/chat_load.py does (`crmbot up --no-tuning`, a scratch demo
 store, the trained demo model), warms it up, then runs `--conversations` simulated customers
@@ -103,7 +104,7 @@ PARTS: Final[tuple[tuple[str, str], ...]] = (
 )
 PROCESSES: Final[tuple[tuple[str, str], ...]] = (
     # (name, a substring of the command line), first match wins
-    ("rasa", "rasa run"),
+    ("rasa", "bot.rasa_server run"),
     ("actions", "-m actions"),
     ("api", "uvicorn"),
     ("care", "care_process_cli"),
@@ -203,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration-s", type=float, default=40.0, help="seconds of sampled load")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples a second per process")
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument(
+        "--raw-dir", type=Path, help="keep py-spy's raw samples here (one file per process, flamegraph input)"
+    )
     args = parser.parse_args(argv)
     if not PY_SPY.exists():
         raise SystemExit(f"{PY_SPY} not found: `make setup` installs py-spy into .venv-app")
@@ -212,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         own_stack(Path(scratch) / "stack") as endpoints,
     ):
         assert endpoints.pid is not None
+        raw_dir = args.raw_dir or Path(scratch)
+        raw_dir.mkdir(parents=True, exist_ok=True)
         target = Target("api", endpoints.api_url, CHAT_PATH, endpoints.tracker_url)
         run_id = secrets.token_hex(3)
         customers = demo_customers()
@@ -224,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     str(PY_SPY), "record", "--pid", str(p.pid), "--subprocesses", "--nonblocking",
                     "--rate", str(args.rate), "--duration", str(int(args.duration_s)),
-                    "--format", "raw", "--output", str(Path(scratch) / f"{p.name}.txt"),
+                    "--format", "raw", "--output", str(raw_dir / f"{p.name}.txt"),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -252,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             _, errors = sampler.communicate(timeout=120)
             if sampler.returncode != 0:
                 raise SystemExit(f"py-spy failed on {name}: {errors.decode(errors='replace')[-400:]}")
-        samples = {name: sampled_parts(Path(scratch) / f"{name}.txt") for name in samplers}
+        samples = {name: sampled_parts(raw_dir / f"{name}.txt") for name in samplers}
 
     rows = table_rows(measure, spent, samples, wall)
     machine = wall * (os.cpu_count() or 1)

@@ -18,7 +18,12 @@ manager still releases the conversation's lock on the way out.
 
 The engine checks a pooled connection before using it (`pool_pre_ping`), so that after the
 database restarts the first turn gets a fresh connection instead of a dead one and a refusal, and
-keeps statement parameters (events, message texts) out of its errors (`hide_parameters`).
+keeps statement parameters (events, message texts) out of its errors (`hide_parameters`). On
+SQLite (the embedded default) it opens the file as the CRM store opens its own (crm_store/db.py):
+write-ahead log, `synchronous=NORMAL` (one sync per checkpoint instead of two per turn; a power
+cut may lose the last turns, never corrupt the file) and a busy timeout, so that the API reading
+or erasing a conversation (service metrics, `crmbot privacy erase`) never fails Rasa's write; and
+it keeps its connections open in a pool rather than opening the file for every read and write.
 """
 
 import logging
@@ -30,6 +35,9 @@ from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.trackers import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
+
+# As the CRM store's (crm_store/db.py); this module cannot import it (another environment).
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 class TrackerStoreUnavailable(BaseException):
@@ -43,9 +51,19 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         super().__init__(*args, **kwargs)
         url = self.engine.url
         self.engine.dispose()
-        self.engine = sa.create_engine(
-            url, pool_pre_ping=True, hide_parameters=True, **create_engine_kwargs(url)
-        )
+        options: dict[str, Any] = {
+            "pool_pre_ping": True,
+            "hide_parameters": True,
+            **create_engine_kwargs(url),
+        }
+        sqlite = url.get_backend_name() == "sqlite"
+        if sqlite:
+            # SQLAlchemy 1.4 opens a SQLite file anew for every session (NullPool): a pool keeps one
+            # open. Rasa's queries all run on its event loop's thread, one at a time.
+            options.update(poolclass=sa.pool.QueuePool, connect_args={"check_same_thread": False})
+        self.engine = sa.create_engine(url, **options)
+        if sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
@@ -65,6 +83,16 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             await super().save(tracker)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             raise _unavailable("write", exc) from None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 def _unavailable(what: str, error: sqlalchemy.exc.SQLAlchemyError) -> TrackerStoreUnavailable:

@@ -43,6 +43,12 @@ def rasa_bin() -> Path:
     return get_stack_settings().bot_venv / "bin" / "rasa"
 
 
+def rasa_server_command() -> list[str]:
+    """The command that serves a model: `rasa` with the project's fixes to Rasa 3.6 applied first
+    (bot/rasa_server.py); Rasa's own arguments follow, from `run` on."""
+    return [str(get_stack_settings().bot_venv / "bin" / "python"), "-m", "bot.rasa_server"]
+
+
 def demo_fixture_dir() -> Path:
     """The demo company: `demo/` in the repository unless CRM_DEMO_DIR says otherwise."""
     return get_stack_settings().demo_dir

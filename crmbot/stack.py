@@ -209,7 +209,7 @@ def process_commands(stack: Stack, model: Path, endpoints: Path | None = None) -
     for i in range(stack.rasa_replicas):
         suffix = f"-{i + 1}" if stack.scaled else ""
         rasa = [
-            str(paths.rasa_bin()), "run",
+            *paths.rasa_server_command(), "run",
             "--model", str(model),
             "--endpoints", str(endpoints or paths.BOT_DIR / "endpoints.yml"),
             "--credentials", str(paths.BOT_DIR / "credentials.yml"),
