@@ -279,8 +279,9 @@ def test_crmbot_up_brings_back_rasa_and_the_action_server_killed_with_sigkill(
     """run_stack with the real action server, API and care, and a stand-in for Rasa on loopback."""
     bot_venv = tmp_path / "venv"
     (bot_venv / "bin").mkdir(parents=True)
-    (bot_venv / "bin" / "rasa").write_text(f"#!{sys.executable}\n{FAKE_RASA}")
-    (bot_venv / "bin" / "rasa").chmod(0o755)
+    # The stack serves a model with the bot environment's python (`python -m bot.rasa_server run …`).
+    (bot_venv / "bin" / "python").write_text(f"#!{sys.executable}\n{FAKE_RASA}")
+    (bot_venv / "bin" / "python").chmod(0o755)
     shutil.copyfile(sqlite_template, tmp_path / "crm.db")
     ports = {"api": _free_port(), "rasa": _free_port(), "actions": _free_port()}
     log_file = tmp_path / "stack.log"
