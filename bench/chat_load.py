@@ -1,7 +1,7 @@
 """Chat under load: simulated Chinese customers at rising concurrency, `/api/chat` and bare Rasa side by side.
 
     .venv-app/bin/python -m bench.chat_load [--levels 1,5,10,20] [--duration-s 60] [--max-turns N]
-        [--replicas 1,2 | --no-scale] [--postgres-url URL] [--lock-store-url URL]
+        [--replicas 1,2 | --no-scale] [--postgres-url URL] [--lock-store-url URL] [--kill-replica-at S]
         [--api-url URL --rasa-url URL [--tracker-url URL]]
 
 What it does, in order:
@@ -29,9 +29,15 @@ What it does, in order:
    with its own sender id, each turn sent when the previous one was answered: order status by
    number, "我的订单" with verification (phone and order number) and the list, FAQ questions, a
    complaint through its form to the ticket and the rating; then the next conversation, under a
-   new sender id. A user stops between turns, never during one. A progress line every 5 s.
+   new sender id. A user stops between turns, never during one. A progress line every 5 s. A turn
+   answered with the gateway's polite 503 ("稍后再试") is sent again a second later, as a person
+   would, at most three times.
+   With `--kill-replica-at S`, S seconds into the last level of the scale stack with the most
+   replicas, its `rasa-1` gets SIGKILL (the supervisor restarts it; the API sends its
+   conversations to the other replica meanwhile).
 4. Counts each sender's user events in the tracker store and compares them with the turns sent:
-   fewer is a lost turn, more a duplicated one.
+   fewer than the turns answered is a lost turn (a turn refused with the 503 may or may not have
+   been saved), more than the turns sent a duplicated one.
 5. Prints the table, writes bench/results/chat_load.md, and stops the stack (Ctrl-C, as a person
    would: `crmbot up` stops its processes; the ports are checked closed).
 
@@ -53,6 +59,7 @@ import argparse
 import csv
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -65,6 +72,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import count
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -96,6 +104,9 @@ STARTUP_TIMEOUT_S: Final = 900.0
 DRAIN_TIMEOUT_S: Final = 90.0
 PROGRESS_EVERY_S: Final = 5.0
 TURN_TIMEOUT_S: Final = 60.0
+# A customer told "稍后再试" sends the same message again this long after, at most this many times.
+RESEND_AFTER_S: Final = 1.0
+RESEND_LIMIT: Final = 3
 SENDER_PREFIX: Final = "load"
 MIN_THROUGHPUT_RATIO: Final = 0.9
 MAX_P95_RATIO: Final = 1.2
@@ -285,7 +296,10 @@ class Measure:
     errors: Counter[str] = field(default_factory=Counter)
     off_script: Counter[str] = field(default_factory=Counter)
     sent: Counter[str] = field(default_factory=Counter)
+    # Turns answered with the polite 503 (sent again by the customer, as a person would).
+    refused: Counter[str] = field(default_factory=Counter)
     conversations: int = 0
+    fault: str = ""
     others_cpu: str = "?"
     lost: int | None = None
     duplicated: int | None = None
@@ -345,6 +359,15 @@ class Customer(FastHttpUser):
         self.measure.conversations += 1
 
     def turn(self, sender: str, kind: str, step: Step) -> None:
+        """One step; after the polite 503 (a replica just died), the same message again, as a
+        person would send it, at most `RESEND_LIMIT` times."""
+        for _ in range(RESEND_LIMIT):
+            if not self._send(sender, kind, step):
+                return
+            time.sleep(RESEND_AFTER_S)  # gevent's sleep: locust patches time
+
+    def _send(self, sender: str, kind: str, step: Step) -> bool:
+        """Send one turn and judge the reply; True when it was refused with the polite 503."""
         target = self.measure.target
         self.measure.sent[sender] += 1
         started = time.perf_counter()
@@ -356,10 +379,15 @@ class Customer(FastHttpUser):
             except ValueError:
                 messages = None
             elapsed = time.perf_counter() - started
+            if response.status_code == 503 and _is_apology(response):
+                self.measure.refused[sender] += 1
+                self.measure.errors["HTTP 503, the apology (sent again)"] += 1
+                response.failure("HTTP 503")
+                return True
             if response.status_code != 200:
                 self.measure.errors[f"HTTP {response.status_code}"] += 1
                 response.failure(f"HTTP {response.status_code}")
-                return
+                return False
             self.measure.latencies.append(elapsed)
             texts = [str(m.get("text") or "") for m in messages if isinstance(m, dict)] if messages else []
             reply = "\n".join(texts)
@@ -371,6 +399,33 @@ class Customer(FastHttpUser):
                 response.failure("apology")
             elif step.expect is not None and step.expect not in reply:
                 self.measure.off_script[f"{kind}: no «{step.expect}»"] += 1
+        return False
+
+
+def _is_apology(response: Any) -> bool:
+    """Whether a 503 is the gateway's polite answer (api/gateway.py), which says to send again."""
+    try:
+        messages = response.json()
+    except ValueError:
+        return False
+    return isinstance(messages, list) and bool(messages) and messages[-1] == {"text": UNAVAILABLE_REPLY}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Something done to a stack `at_s` seconds into one level of one target."""
+
+    at_s: float
+    label: str
+    fire: Callable[[], None]
+
+
+def kill_program(log_path: Path, program: str) -> None:
+    """SIGKILL to the stack's `program` (`rasa-1` …): its pid from the supervisor's latest start line."""
+    pids = re.findall(rf"\b{re.escape(program)} started \(pid=(\d+)\)", log_path.read_text(errors="replace"))
+    if not pids:
+        raise SystemExit(f"{program} never started in {log_path}")
+    os.kill(int(pids[-1]), signal.SIGKILL)
 
 
 def run_level(
@@ -383,8 +438,10 @@ def run_level(
     known_apologies: tuple[str, ...],
     seed: int,
     stack_pids: set[int],
+    fault: Fault | None = None,
 ) -> None:
-    """`measure.level` simulated customers on `measure.target` until the deadline, then drain."""
+    """`measure.level` simulated customers on `measure.target` until the deadline, then drain;
+    `fault` fired on the way."""
     others = OthersCpu(stack_pids)
     measure.started = time.monotonic()
     deadline = measure.started + duration_s
@@ -412,6 +469,10 @@ def run_level(
     time.sleep(0.5)
     while runner.user_count > 0 and time.monotonic() < drain_until:
         time.sleep(0.2)
+        if fault is not None and not measure.fault and time.monotonic() - measure.started >= fault.at_s:
+            _say(f"  {fault.label}")
+            fault.fire()
+            measure.fault = fault.label
         if time.monotonic() - said >= PROGRESS_EVERY_S:
             said = time.monotonic()
             _say(_progress_line(measure, f"{said - measure.started:4.0f} s"))
@@ -471,7 +532,12 @@ def check_tracker(measures: Sequence[Measure], run_id: str) -> None:
         for measure in group:
             prefix = f"{SENDER_PREFIX}-{run_id}-{measure.sender_prefix}"
             mine = {sender: int(n) for sender, n in tracked.items() if sender.startswith(prefix)}
-            measure.lost = sum(max(0, sent - mine.get(sender, 0)) for sender, sent in measure.sent.items())
+            # A turn refused with the polite 503 may be in the tracker or not (Rasa died before or
+            # after saving it): lost is an answered turn missing, duplicated one counted twice.
+            measure.lost = sum(
+                max(0, sent - measure.refused[sender] - mine.get(sender, 0))
+                for sender, sent in measure.sent.items()
+            )
             measure.duplicated = sum(max(0, n - measure.sent.get(sender, 0)) for sender, n in mine.items())
 
 
@@ -484,6 +550,7 @@ class Endpoints:
     rasa_url: str
     tracker_url: str | None
     pid: int | None = None
+    log_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -595,7 +662,9 @@ def _stack(
         )
         try:
             _wait_until_healthy(endpoints.api_url, process, log_path)
-            yield Endpoints(endpoints.api_url, endpoints.rasa_url, endpoints.tracker_url, process.pid)
+            yield Endpoints(
+                endpoints.api_url, endpoints.rasa_url, endpoints.tracker_url, process.pid, log_path
+            )
         finally:
             _say("stopping the stack (Ctrl-C)…")
             process.send_signal(signal.SIGINT)
@@ -720,6 +789,7 @@ def table_rows(measures: Sequence[Measure]) -> list[list[object]]:
                 m.off_script.total(),
                 "not checked" if m.lost is None else m.lost,
                 "not checked" if m.duplicated is None else m.duplicated,
+                m.fault,
                 "" if is_base or base is None else _ratio(m.rate, base.rate),
                 "" if is_base or base is None else _ratio(m.percentile(0.95), base.percentile(0.95)),
                 m.others_cpu,
@@ -740,6 +810,7 @@ COLUMNS: Final = (
     "off script",
     "lost",
     "duplicated",
+    "fault",
     "throughput / rasa",
     "p95 / rasa",
     "others' CPU",
@@ -750,6 +821,7 @@ def measure_all(
     endpoints: Endpoints,
     *,
     scale_stacks: Sequence[tuple[int, Endpoints]],
+    kill_replica_at: float | None = None,
     levels: Sequence[int],
     duration_s: float,
     max_turns: int,
@@ -769,6 +841,17 @@ def measure_all(
     for target in targets:
         _say(f"warming up {target.name} ({target.base_url}{target.path})…")
         warm_up(target, run_id, customers)
+    # The kill: rasa-1 of the stack with the most replicas, at the last level.
+    killed = max(scale_stacks, key=lambda item: item[0], default=None)
+    fault_at: tuple[str, int] | None = None
+    fault: Fault | None = None
+    if kill_replica_at is not None and killed is not None and killed[0] >= 2 and killed[1].log_path:
+        fault_at = (f"scale-{killed[0]}", levels[-1])
+        fault = Fault(
+            kill_replica_at,
+            f"kill -9 of rasa-1 at {kill_replica_at:g} s",
+            partial(kill_program, killed[1].log_path, "rasa-1"),
+        )
     measures: list[Measure] = []
     for number, level in enumerate(levels):
         # Alternately first and last, so that neither target always meets the stack as the other left it.
@@ -784,6 +867,7 @@ def measure_all(
                 known_apologies=known_apologies,
                 seed=seed + 1000 * level,
                 stack_pids={p for p in (endpoints.pid, *(s.pid for _, s in scale_stacks)) if p},
+                fault=fault if (target.name, level) == fault_at else None,
             )
             measures.append(measure)
     check_tracker(measures, run_id)
@@ -832,6 +916,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a PostgreSQL server the scale stacks make their scratch databases on",
     )
     parser.add_argument(
+        "--kill-replica-at",
+        type=float,
+        metavar="S",
+        help="kill -9 rasa-1 of the scale stack with the most replicas, S seconds into its last level",
+    )
+    parser.add_argument(
         "--lock-store-url", default="redis://127.0.0.1:6379/9", help="Redis for the scale stacks' lock store"
     )
     parser.add_argument("--seed", type=int, default=20)
@@ -869,6 +959,7 @@ def main(argv: list[str] | None = None) -> int:
             measures = measure_all(
                 endpoints,
                 scale_stacks=scaled,
+                kill_replica_at=args.kill_replica_at,
                 levels=levels,
                 duration_s=args.duration_s,
                 max_turns=args.max_turns,
