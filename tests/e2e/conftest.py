@@ -4,7 +4,6 @@ Training is the slow part (minutes on two cores) and is cached by fingerprint un
 so only the first run on a machine, or a run after bot data changed, pays for it.
 """
 
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from e2e_stack import (
     WECOM_TOKEN,
     RunningStack,
     free_port,
+    stop_with_ctrl_c,
 )
 from playwright.sync_api import Browser, sync_playwright
 
@@ -119,13 +119,7 @@ def running_stack(
             _wait_until_healthy(stack, process)
             yield stack
         finally:
-            # Ctrl-C, as a person would press it: every process of the group must stop.
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
+            stop_with_ctrl_c(process)
     still_listening = [p for p in (stack.rasa_port, stack.action_port, stack.api_port) if _port_is_open(p)]
     assert not still_listening, f"ports still open after Ctrl-C: {still_listening}"
 

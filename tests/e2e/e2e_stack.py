@@ -1,6 +1,8 @@
 """A handle on the running stack that the e2e tests chat with, as a customer or a signed-in employee."""
 
+import signal
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,16 @@ WECOM_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"  # 43 characters, 
 WECOM_CORP_ID = "wwe2e0000000000001"
 WECOM_AGENT_ID = 1000002
 """The WeCom app the stack runs with (`CRM_WECOM_*`): the staff channel is on."""
+
+
+def stop_with_ctrl_c(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C to `crmbot up`, as a person would press it: every process of the group must stop."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
 
 
 def free_port() -> int:

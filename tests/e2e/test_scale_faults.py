@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_stack import RunningStack, free_port
+from e2e_stack import RunningStack, free_port, stop_with_ctrl_c
 from sqlalchemy import URL, make_url, select
 
 from api.gateway import UNAVAILABLE_REPLY
@@ -231,12 +231,8 @@ def scale_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -
             _wait_until_serving(stack)
             yield stack
         finally:
-            process.send_signal(signal.SIGINT)
             try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
+                stop_with_ctrl_c(process)
             finally:
                 run_outside_transaction(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
