@@ -981,6 +981,8 @@ def main(argv: list[str] | None = None) -> int:
 def _note(args: argparse.Namespace, load_before: float, measures: Sequence[Measure]) -> str:
     given = args.api_url is not None
     scale = " --no-scale" if args.no_scale else f" --replicas {args.replicas}"
+    if args.kill_replica_at is not None:
+        scale += f" --kill-replica-at {args.kill_replica_at:g}"
     command = (
         f"`.venv-app/bin/python -m bench.chat_load --levels {args.levels} --duration-s {args.duration_s:g}"
         f"{scale}`"
