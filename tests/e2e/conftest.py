@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from e2e_stack import (
+    REFERENCE_DAY,
     WECHAT_TOKEN,
     WECOM_AES_KEY,
     WECOM_AGENT_ID,
@@ -21,6 +22,7 @@ from e2e_stack import (
     WECOM_TOKEN,
     RunningStack,
     free_port,
+    log_tail,
     stop_with_ctrl_c,
 )
 from playwright.sync_api import Browser, sync_playwright
@@ -31,7 +33,6 @@ from tests.care.wecom_api import FakeWecomApi, running_wecom_api
 from tests.wechat_api import FakeWechatApi, running_wechat_api
 
 STARTUP_TIMEOUT_S = 300
-REFERENCE_DAY = "2026-11-23"
 
 
 @pytest.fixture(scope="session")
@@ -128,18 +129,14 @@ def _wait_until_healthy(stack: RunningStack, process: subprocess.Popen[bytes]) -
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"crmbot up exited with {process.returncode}:\n{_tail(stack.log_file)}")
+            pytest.fail(f"crmbot up exited with {process.returncode}:\n{log_tail(stack.log_file)}")
         try:
             if httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(1)
-    pytest.fail(f"the stack was not healthy after {STARTUP_TIMEOUT_S} s:\n{_tail(stack.log_file)}")
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    pytest.fail(f"the stack was not healthy after {STARTUP_TIMEOUT_S} s:\n{log_tail(stack.log_file)}")
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+REFERENCE_DAY = "2026-11-23"
+"""The demo company's reference day, which every stack of the e2e tests runs on (`CRM_TODAY`)."""
 DEMO_PASSWORD = "demo1234"
 """Every demo employee's password when `crmbot up` loads the demo company."""
 WECHAT_TOKEN = "e2e-wechat-token"
@@ -35,6 +37,28 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive loopback ports nothing listens on (replicas' ports)."""
+    while True:
+        first = free_port()
+        if all(_is_free(first + i) for i in range(1, count)):
+            return first
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def log_tail(path: Path, lines: int = 60) -> str:
+    """The last lines of a stack's log, for a failure message."""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_stack import RunningStack, free_port, stop_with_ctrl_c
+from e2e_stack import REFERENCE_DAY, RunningStack, consecutive_free_ports, log_tail, stop_with_ctrl_c
 from sqlalchemy import URL, make_url, select
 
 from api.gateway import UNAVAILABLE_REPLY
@@ -40,7 +40,6 @@ from crm_store.settings import child_environment, get_store_settings
 
 pytestmark = pytest.mark.e2e
 
-REFERENCE_DAY = "2026-11-23"
 STARTUP_TIMEOUT_S = 600
 RECOVERY_TIMEOUT_S = 180
 # Rasa's lock store on a database of its own, so that nothing else on this Redis is touched.
@@ -103,7 +102,9 @@ class ScaleStack:
             except (httpx.HTTPError, OSError, ValueError):
                 pass
             time.sleep(1)
-        pytest.fail(f"the stack did not recover in {RECOVERY_TIMEOUT_S} s:\n{_tail(self.running.log_file)}")
+        pytest.fail(
+            f"the stack did not recover in {RECOVERY_TIMEOUT_S} s:\n{log_tail(self.running.log_file)}"
+        )
 
 
 @dataclass
@@ -156,28 +157,6 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def _tail(path: Path, lines: int = 80) -> str:
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-
-def _consecutive_free_ports(count: int) -> int:
-    while True:
-        base = free_port()
-        if all(_is_free(base + i) for i in range(1, count)):
-            return base
-
-
-def _is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.fixture(scope="module")
 def scale_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack]:
     del trained_model  # trained (or found) before the stack starts, so that it does not train
@@ -190,7 +169,7 @@ def scale_stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -
     database_url = server.set(database=database).render_as_string(hide_password=False)
 
     workdir = tmp_path_factory.mktemp("scale")
-    rasa_port, action_port, api_port = (_consecutive_free_ports(2) for _ in range(3))
+    rasa_port, action_port, api_port = (consecutive_free_ports(2) for _ in range(3))
     running = RunningStack(
         api_url=f"http://127.0.0.1:{api_port}",
         database_url=database_url,
@@ -241,9 +220,8 @@ def _wait_until_serving(stack: ScaleStack) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if stack.process.poll() is not None:
-            pytest.fail(
-                f"crmbot up --scale exited with {stack.process.returncode}:\n{_tail(stack.running.log_file)}"
-            )
+            code = stack.process.returncode
+            pytest.fail(f"crmbot up --scale exited with {code}:\n{log_tail(stack.running.log_file)}")
         try:
             status, body = stack.health()
             if status == 200 and body["status"] == "ok":
@@ -252,7 +230,7 @@ def _wait_until_serving(stack: ScaleStack) -> None:
             pass
         time.sleep(1)
     pytest.fail(
-        f"the scale stack was not healthy after {STARTUP_TIMEOUT_S} s:\n{_tail(stack.running.log_file)}"
+        f"the scale stack was not healthy after {STARTUP_TIMEOUT_S} s:\n{log_tail(stack.running.log_file)}"
     )
 
 
