@@ -65,9 +65,10 @@ class RasaServers:
 
     def failed(self, url: str, reason: str) -> None:
         """Leave `url` out of rotation for `retry_after_s` (logged once when it leaves)."""
+        now = self._clock()
         with self._lock:
-            was_in = self._down_until.get(url, 0.0) <= self._clock()
-            self._down_until[url] = self._clock() + self.retry_after_s
+            was_in = self._down_until.get(url, 0.0) <= now
+            self._down_until[url] = now + self.retry_after_s
         if was_in and len(self.urls) > 1:
             logger.warning("Rasa server %s out of rotation for %.0f s: %s", url, self.retry_after_s, reason)
 
