@@ -3,6 +3,7 @@
 import json
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,141 @@ def test_action_responses_are_judged_as_rasa_judges_them() -> None:
     assert outcomes["fixed"] == outcomes["rasa"]
     assert outcomes["rasa"][:3] == [True, True, True]
     assert all("Failed to validate Action server response" in str(o) for o in outcomes["rasa"][3:])
+
+
+# Every prediction of the test and training stories, and of conversations of random intents (off
+# every story, where TED decides), by Rasa and with TED asked last.
+PREDICTIONS = textwrap.dedent(
+    """
+    import json, random, sys
+    from rasa.core.agent import Agent
+    from rasa.core.test import _create_data_generator
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+    from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from bot import rasa_server
+
+    agent = Agent.load(sys.argv[1])
+    processor, domain = agent.processor, agent.domain
+    order = rasa_server.policy_order(processor)
+    runs = []
+    run_graph = processor.graph_runner.run
+    def recorded_run(inputs=None, targets=None):
+        runs.append(list(targets or []))
+        return run_graph(inputs=inputs, targets=targets)
+    processor.graph_runner.run = recorded_run
+
+    found = {"order": order is not None, "predictions": 0, "differing": 0, "ted_asked": 0}
+    def compare(sender, events):
+        def tracker():
+            return DialogueStateTracker.from_events(sender, events, domain.slots)
+        rasa = rasa_server._rasa_predict_next_with_tracker(processor, tracker())
+        runs.clear()
+        fixed = rasa_server._predict_next_with_tracker(processor, tracker())
+        found["predictions"] += 1
+        found["differing"] += fixed != rasa
+        found["ted_asked"] += [order.ted_node] in runs
+        return rasa
+
+    for stories in sys.argv[2:]:
+        for story in _create_data_generator(stories, agent).generate_story_trackers():
+            events = list(story.events)
+            for index, event in enumerate(events):
+                if isinstance(event, ActionExecuted) and index > 0:
+                    compare(story.sender_id, events[:index])
+
+    rng = random.Random(20)
+    intents = sorted(domain.intents)
+    for number in range(60):
+        events = [ActionExecuted(ACTION_SESSION_START_NAME), SessionStarted()]
+        events.append(ActionExecuted(ACTION_LISTEN_NAME))
+        for _ in range(4):
+            events.append(UserUttered("…", intent={"name": rng.choice(intents), "confidence": 1.0}))
+            for _ in range(5):
+                prediction = compare(f"random-{number}", events)
+                action = domain.action_names_or_texts[prediction.max_confidence_index]
+                events += [*prediction.events, ActionExecuted(action, policy=prediction.policy_name)]
+                if action == ACTION_LISTEN_NAME:
+                    break
+    print(json.dumps(found))
+    """
+)
+
+
+def test_policies_predict_as_rasa_does_with_ted_asked_last(trained_model: Path) -> None:
+    stories = [paths.PROJECT_ROOT / "tests" / "bot" / "stories", paths.BOT_DATA / "stories"]
+    result = subprocess.run(
+        [paths.rasa_server_command()[0], "-c", PREDICTIONS, str(trained_model), *map(str, stories)],
+        cwd=paths.PROJECT_ROOT,
+        env=rasa_environment(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert found["order"], "the demo model's policies no longer allow TED to be asked last"
+    assert found["predictions"] > 500
+    assert found["differing"] == 0
+    # Both ways are taken: TED skipped where a rule or story is certain, asked where none is.
+    assert 0 < found["ted_asked"] < found["predictions"]
+
+
+# When the other policies' predictions decide without TED, on a domain of three actions.
+CERTAINTY = textwrap.dedent(
+    """
+    import json
+    from rasa.core.policies.policy import PolicyPrediction
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, ActionExecutionRejected, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from bot.rasa_server import certain_without_ted
+
+    domain = Domain.from_dict({"intents": ["greet"], "actions": ["action_a", "action_b"]})
+    a, b = domain.index_for_action("action_a"), domain.index_for_action("action_b")
+    greet = UserUttered("hi", {"name": "greet"})
+    def tracker(*events):
+        return DialogueStateTracker.from_events("s", [ActionExecuted("action_listen"), *events], domain.slots)
+    def certain(confidences, priority=6, tracker=tracker(greet), **kind):
+        probabilities = [0.0] * len(domain.action_names_or_texts)
+        for index, confidence in confidences.items():
+            probabilities[index] = confidence
+        prediction = PolicyPrediction(probabilities, "RulePolicy", priority, **kind)
+        return certain_without_ted([prediction], tracker, domain, ted_priority=1)
+
+    print(json.dumps({
+        "rule certain": certain({a: 1.0}),
+        "rule's fallback": certain({b: 0.3}),
+        "nothing predicted": certain({}),
+        "certain, lower priority than TED": certain({a: 1.0}, priority=0),
+        "certain of the action just rejected": certain(
+            {a: 1.0}, tracker=tracker(greet, ActionExecutionRejected("action_a"))
+        ),
+        "no-user prediction, unsure": certain({a: 0.5}, is_no_user_prediction=True),
+        "end-to-end prediction": certain({a: 1.0}, is_end_to_end_prediction=True),
+    }))
+    """
+)
+
+
+def test_ted_is_skipped_only_when_it_cannot_win() -> None:
+    result = subprocess.run(
+        [paths.rasa_server_command()[0], "-c", CERTAINTY],
+        cwd=paths.PROJECT_ROOT,
+        env=rasa_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "rule certain": True,
+        "rule's fallback": False,
+        "nothing predicted": False,
+        "certain, lower priority than TED": False,
+        "certain of the action just rejected": False,
+        "no-user prediction, unsure": True,
+        "end-to-end prediction": False,
+    }
