@@ -24,15 +24,24 @@ write-ahead log, `synchronous=NORMAL` (one sync per checkpoint instead of two pe
 cut may lose the last turns, never corrupt the file) and a busy timeout, so that the API reading
 or erasing a conversation (service metrics, `crmbot privacy erase`) never fails Rasa's write; and
 it keeps its connections open in a pool rather than opening the file for every read and write.
+
+It reads and writes the same rows as Rasa's store, with SQLAlchemy Core statements built once
+instead of ORM queries built for every turn: Rasa's store loads every event of the session as an
+ORM object, generates its queries' cache keys anew at each read and write, and inserts new events
+one by one; that cost Rasa's one thread about 5 ms a turn (bench/turn_cost.py, docs/benchmarks.md).
+tests/e2e/test_tracker_store.py checks that each store reads what the other wrote.
 """
 
+import json
 import logging
 from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.exc
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -65,24 +74,77 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         if sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+        self._statements = EventStatements(self.SQLEvent.__table__)
 
-    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+    async def _retrieve(
+        self, sender_id: str, fetch_events_from_all_sessions: bool
+    ) -> DialogueStateTracker | None:
+        query = (
+            self._statements.all_sessions
+            if fetch_events_from_all_sessions
+            else self._statements.latest_session
+        )
         try:
-            return await super().retrieve(sender_id)
+            with self.engine.connect() as connection:
+                rows = connection.execute(query, {"sender_id": sender_id}).scalars().all()
         except sqlalchemy.exc.SQLAlchemyError as exc:
             raise _unavailable("read", exc) from None
-
-    async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
-        try:
-            return await super().retrieve_full_tracker(conversation_id)
-        except sqlalchemy.exc.SQLAlchemyError as exc:
-            raise _unavailable("read", exc) from None
+        if not self.domain or not rows:
+            return None
+        return DialogueStateTracker.from_dict(
+            sender_id, [json.loads(data) for data in rows], self.domain.slots
+        )
 
     async def save(self, tracker: DialogueStateTracker) -> None:
+        await self.stream_events(tracker)
         try:
-            await super().save(tracker)
+            with self.engine.begin() as connection:
+                stored = connection.execute(
+                    self._statements.count_latest_session, {"sender_id": tracker.sender_id}
+                )
+                rows = [
+                    _row(tracker.sender_id, event) for event in list(tracker.events)[stored.scalar_one() :]
+                ]
+                if rows:
+                    connection.execute(self._statements.insert, rows)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             raise _unavailable("write", exc) from None
+
+
+class EventStatements:
+    """`SQLTrackerStore`'s queries (Rasa 3.6.21's `_event_query`, `_additional_events` and `save`) as
+    Core statements, built once: SQLAlchemy then finds them compiled in its cache."""
+
+    def __init__(self, events: sa.Table) -> None:
+        sender = sa.bindparam("sender_id")
+        # The latest session: the events from its `session_started` on, or all if there is none.
+        session_start = (
+            sa.select(sa.func.max(events.c.timestamp))
+            .where(events.c.sender_id == sender, events.c.type_name == SessionStarted.type_name)
+            .scalar_subquery()
+        )
+        of_latest_session = sa.and_(
+            events.c.sender_id == sender,
+            sa.or_(events.c.timestamp >= session_start, session_start.is_(None)),
+        )
+        # By id, as Rasa orders them: timestamps are floats and not unique.
+        self.latest_session = sa.select(events.c.data).where(of_latest_session).order_by(events.c.id)
+        self.all_sessions = sa.select(events.c.data).where(events.c.sender_id == sender).order_by(events.c.id)
+        self.count_latest_session = sa.select(sa.func.count()).select_from(events).where(of_latest_session)
+        self.insert = events.insert()
+
+
+def _row(sender_id: str, event: Event) -> dict[str, Any]:
+    """An event's row, as `SQLTrackerStore.save` writes it."""
+    data = event.as_dict()
+    return {
+        "sender_id": sender_id,
+        "type_name": event.type_name,
+        "timestamp": data.get("timestamp"),
+        "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+        "action_name": data.get("name"),
+        "data": json.dumps(data),
+    }
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
