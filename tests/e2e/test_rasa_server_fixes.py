@@ -65,42 +65,52 @@ def test_action_responses_are_judged_as_rasa_judges_them() -> None:
 
 
 # Every prediction of the test and training stories, and of conversations of random intents (off
-# every story, where TED decides), by Rasa and with TED asked last.
+# every story, where TED is asked), by Rasa (through dask) and with the fixes (TED asked last, the
+# graph run directly); and the NLU's reading of the held-out and test stories' messages, by both.
 PREDICTIONS = textwrap.dedent(
     """
-    import json, random, sys
+    import asyncio, json, random, sys
     from rasa.core.agent import Agent
+    from rasa.core.channels.channel import UserMessage
     from rasa.core.test import _create_data_generator
+    from rasa.engine.runner.dask import DaskGraphRunner
     from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
     from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.shared.nlu.training_data.loading import load_data
     from bot import rasa_server
 
     agent = Agent.load(sys.argv[1])
     processor, domain = agent.processor, agent.domain
     order = rasa_server.policy_order(processor)
-    runs = []
-    run_graph = processor.graph_runner.run
-    def recorded_run(inputs=None, targets=None):
+    dask_run, runs = DaskGraphRunner.run, []
+    def fixed_run(runner, inputs=None, targets=None):
         runs.append(list(targets or []))
-        return run_graph(inputs=inputs, targets=targets)
-    processor.graph_runner.run = recorded_run
+        return rasa_server.run_graph(runner, inputs=inputs, targets=targets)
+    def rasa(predict, *args):
+        DaskGraphRunner.run = dask_run
+        return predict(*args)
+    def fixed(predict, *args):
+        DaskGraphRunner.run = fixed_run
+        runs.clear()
+        return predict(*args)
 
     found = {"order": order is not None, "predictions": 0, "differing": 0, "ted_asked": 0}
     def compare(sender, events):
         def tracker():
             return DialogueStateTracker.from_events(sender, events, domain.slots)
-        rasa = rasa_server._rasa_predict_next_with_tracker(processor, tracker())
-        runs.clear()
-        fixed = rasa_server._predict_next_with_tracker(processor, tracker())
+        by_rasa = rasa(rasa_server._rasa_predict_next_with_tracker, processor, tracker())
+        with_fixes = fixed(rasa_server._predict_next_with_tracker, processor, tracker())
         found["predictions"] += 1
-        found["differing"] += fixed != rasa
+        found["differing"] += with_fixes != by_rasa
         found["ted_asked"] += [order.ted_node] in runs
-        return rasa
+        return by_rasa
 
-    for stories in sys.argv[2:]:
+    said = [example.get("text") for example in load_data(sys.argv[2]).intent_examples]
+    for stories in sys.argv[3:]:
         for story in _create_data_generator(stories, agent).generate_story_trackers():
             events = list(story.events)
+            said += [event.text for event in events if isinstance(event, UserUttered) and event.text]
             for index, event in enumerate(events):
                 if isinstance(event, ActionExecuted) and index > 0:
                     compare(story.sender_id, events[:index])
@@ -118,15 +128,28 @@ PREDICTIONS = textwrap.dedent(
                 events += [*prediction.events, ActionExecuted(action, policy=prediction.policy_name)]
                 if action == ACTION_LISTEN_NAME:
                     break
+
+    async def readings():
+        both = []
+        for text in said:
+            message = UserMessage(text, sender_id="nlu")
+            by_rasa = await rasa(processor.parse_message, message)
+            both.append((by_rasa, await fixed(processor.parse_message, message)))
+        return both
+    both = asyncio.run(readings())
+    found["messages"] = len(both)
+    found["read differently"] = sum(by_rasa != with_fixes for by_rasa, with_fixes in both)
     print(json.dumps(found))
     """
 )
 
 
-def test_policies_predict_as_rasa_does_with_ted_asked_last(trained_model: Path) -> None:
+def test_nlu_and_policies_predict_as_rasa_does_with_the_fixes(trained_model: Path) -> None:
+    held_out = paths.PROJECT_ROOT / "tests" / "bot" / "nlu_heldout.yml"
     stories = [paths.PROJECT_ROOT / "tests" / "bot" / "stories", paths.BOT_DATA / "stories"]
+    inputs = [trained_model, held_out, *stories]
     result = subprocess.run(
-        [paths.rasa_server_command()[0], "-c", PREDICTIONS, str(trained_model), *map(str, stories)],
+        [paths.rasa_server_command()[0], "-c", PREDICTIONS, *map(str, inputs)],
         cwd=paths.PROJECT_ROOT,
         env=rasa_environment(),
         capture_output=True,
@@ -139,6 +162,8 @@ def test_policies_predict_as_rasa_does_with_ted_asked_last(trained_model: Path) 
     assert found["order"], "the demo model's policies no longer allow TED to be asked last"
     assert found["predictions"] > 500
     assert found["differing"] == 0
+    assert found["messages"] > 200
+    assert found["read differently"] == 0
     # Both ways are taken: TED skipped where a rule or story is certain, asked where none is.
     assert 0 < found["ted_asked"] < found["predictions"]
 
