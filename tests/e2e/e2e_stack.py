@@ -1,5 +1,6 @@
 """A handle on the running stack that the e2e tests chat with, as a customer or a signed-in employee."""
 
+import json
 import signal
 import socket
 import subprocess
@@ -8,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from crmbot import paths
+from crmbot.training import rasa_environment
 
 REFERENCE_DAY = "2026-11-23"
 """The demo company's reference day, which every stack of the e2e tests runs on (`CRM_TODAY`)."""
@@ -20,6 +24,21 @@ WECOM_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"  # 43 characters, 
 WECOM_CORP_ID = "wwe2e0000000000001"
 WECOM_AGENT_ID = 1000002
 """The WeCom app the stack runs with (`CRM_WECOM_*`): the staff channel is on."""
+
+
+def json_from_rasa_environment(script: str, *args: str, timeout: int = 300) -> Any:
+    """Run a Python `script` in the Rasa environment (the project root as working directory, the
+    environment Rasa runs with) and return the JSON it printed on its last line."""
+    result = subprocess.run(
+        [paths.rasa_server_command()[0], "-c", script, *args],
+        cwd=paths.PROJECT_ROOT,
+        env=rasa_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def stop_with_ctrl_c(process: subprocess.Popen[bytes]) -> None:

@@ -1,14 +1,13 @@
 """The fixes bot/rasa_server.py applies to Rasa 3.6 keep Rasa's behaviour, in the bot environment."""
 
 import json
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
+from e2e_stack import json_from_rasa_environment
 
 from crmbot import paths
-from crmbot.training import rasa_environment
 
 pytestmark = pytest.mark.rasa
 
@@ -47,17 +46,7 @@ CHECK = textwrap.dedent(
 
 
 def test_action_responses_are_judged_as_rasa_judges_them() -> None:
-    python = paths.rasa_server_command()[0]
-    result = subprocess.run(
-        [python, "-c", CHECK, json.dumps(RESPONSES)],
-        cwd=paths.PROJECT_ROOT,
-        env=rasa_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    outcomes = json_from_rasa_environment(CHECK, json.dumps(RESPONSES))
 
     assert outcomes["fixed"] == outcomes["rasa"]
     assert outcomes["rasa"][:3] == [True, True, True]
@@ -148,16 +137,7 @@ def test_nlu_and_policies_predict_as_rasa_does_with_the_fixes(trained_model: Pat
     held_out = paths.PROJECT_ROOT / "tests" / "bot" / "nlu_heldout.yml"
     stories = [paths.PROJECT_ROOT / "tests" / "bot" / "stories", paths.BOT_DATA / "stories"]
     inputs = [trained_model, held_out, *stories]
-    result = subprocess.run(
-        [paths.rasa_server_command()[0], "-c", PREDICTIONS, *map(str, inputs)],
-        cwd=paths.PROJECT_ROOT,
-        env=rasa_environment(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    found = json_from_rasa_environment(PREDICTIONS, *map(str, inputs), timeout=900)
 
     assert found["order"], "the demo model's policies no longer allow TED to be asked last"
     assert found["predictions"] > 500
@@ -206,17 +186,7 @@ CERTAINTY = textwrap.dedent(
 
 
 def test_ted_is_skipped_only_when_it_cannot_win() -> None:
-    result = subprocess.run(
-        [paths.rasa_server_command()[0], "-c", CERTAINTY],
-        cwd=paths.PROJECT_ROOT,
-        env=rasa_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+    assert json_from_rasa_environment(CERTAINTY) == {
         "rule certain": True,
         "rule's fallback": False,
         "nothing predicted": False,

@@ -1,17 +1,14 @@
 """The tracker store (bot/tracker_store.py) keeps Rasa's rows: each of it and Rasa's own SQL store
 reads what the other wrote, on SQLite and PostgreSQL, in the bot environment."""
 
-import json
-import subprocess
 import textwrap
 
 import pytest
+from e2e_stack import json_from_rasa_environment
 from sqlalchemy import Engine
 
 from crm_store.settings import StoreSettings
-from crmbot import paths
 from crmbot.stack import rasa_tracker_url
-from crmbot.training import rasa_environment
 
 pytestmark = pytest.mark.rasa
 
@@ -86,18 +83,7 @@ ROUND_TRIP = textwrap.dedent(
 
 def test_our_tracker_store_and_rasas_read_what_the_other_wrote(store_engine: Engine) -> None:
     store = StoreSettings(tracker_url=None, database_url=store_engine.url.render_as_string(False))
-    url = rasa_tracker_url(store)
-    result = subprocess.run(
-        [paths.rasa_server_command()[0], "-c", ROUND_TRIP, url],
-        cwd=paths.PROJECT_ROOT,
-        env=rasa_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    found = json_from_rasa_environment(ROUND_TRIP, rasa_tracker_url(store))
     everything_read = {"latest session": True, "all sessions": True, "unknown sender": True}
     assert found == {
         "ours → rasa": everything_read,
