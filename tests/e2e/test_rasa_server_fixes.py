@@ -172,6 +172,7 @@ CERTAINTY = textwrap.dedent(
 
     print(json.dumps({
         "rule certain": certain({a: 1.0}),
+        "almost certain": certain({a: 0.99}),
         "rule's fallback": certain({b: 0.3}),
         "nothing predicted": certain({}),
         "certain, lower priority than TED": certain({a: 1.0}, priority=0),
@@ -188,6 +189,7 @@ CERTAINTY = textwrap.dedent(
 def test_ted_is_skipped_only_when_it_cannot_win() -> None:
     assert json_from_rasa_environment(CERTAINTY) == {
         "rule certain": True,
+        "almost certain": False,
         "rule's fallback": False,
         "nothing predicted": False,
         "certain, lower priority than TED": False,
