@@ -97,9 +97,9 @@ class InMemoryLimiter:
 
     The asyncio memory storage of `limits` (5.8) clears expired entries after a hit by handing every
     key, one by one, to a worker thread: with 500 conversations in the last minute that cost about
-    17 CPU ms a turn, and it grows with the keys; the synchronous storage clears them in place, 0.7
-    ms (bench/rate_limit_cost.py).
-    Its calls only take a lock and search a short list, so they can run on the event loop.
+    17 CPU ms a turn, and it grows with the keys; the synchronous storage clears them in place, in
+    0.7 ms (bench/rate_limit_cost.py). Its calls only take a lock and search a short list, so they
+    can run on the event loop.
     """
 
     def __init__(self) -> None:
