@@ -197,7 +197,7 @@ class RateLimits:
         ]
 
 
-def get_rate_limits(request: Request) -> RateLimits:
+async def get_rate_limits(request: Request) -> RateLimits:
     """The app's counters, created in the lifespan.
 
     Raises:

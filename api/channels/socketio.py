@@ -49,6 +49,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import require_staff_actor
+from api.deps import api_settings
 from api.errors import message_for
 from api.gateway import Turn, chat_turn, conversation_id, pending_updates, reserved_prefix, sender_tag
 from api.rate_limit import CHAT_LIMITED_REPLY, RateLimits
@@ -144,8 +145,9 @@ class _Resources:
 
     @property
     def settings(self) -> ApiSettings:
-        provider = self._app.dependency_overrides.get(get_api_settings, get_api_settings)
-        settings = provider()
+        # The settings dependency's override when a test set one; `api_settings` itself is async.
+        override = self._app.dependency_overrides.get(api_settings)
+        settings = get_api_settings() if override is None else override()
         if not isinstance(settings, ApiSettings):  # pragma: no cover - a broken override
             raise RuntimeError("the settings dependency did not answer ApiSettings")
         return settings

@@ -182,7 +182,7 @@ class ButtonChoices:
         return remembered[1]
 
 
-def get_button_choices(request: Request) -> ButtonChoices:
+async def get_button_choices(request: Request) -> ButtonChoices:
     """The app's button choices, made in the lifespan (in memory for an app started without it)."""
     choices = getattr(request.app.state, "button_choices", None)
     if not isinstance(choices, ButtonChoices):

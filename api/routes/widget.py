@@ -9,13 +9,14 @@ on its own site with the same two lines the page uses (docs/channels.md).
 
 import html
 import logging
-from typing import Annotated, Final
+from typing import Final
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api import STATIC_DIR
-from crm_store.settings import VAR_DIR, ApiSettings, get_api_settings
+from api.deps import SettingsDep
+from crm_store.settings import VAR_DIR
 
 __all__ = ["WIDGET_SCRIPT", "pages"]
 
@@ -37,7 +38,7 @@ pages = APIRouter(include_in_schema=False)
 
 
 @pages.get("/widget")
-async def widget_page(settings: Annotated[ApiSettings, Depends(get_api_settings)]) -> HTMLResponse:
+async def widget_page(settings: SettingsDep) -> HTMLResponse:
     """The widget on a page of its own, pointed at this API's Socket.IO path."""
     page = (STATIC_DIR / "widget.html").read_text(encoding="utf-8")
     page = page.replace("{socket_path}", html.escape(settings.socketio_path + "/"))

@@ -36,13 +36,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import issue_token
-from api.deps import get_http_client, get_uptime_s
+from api.deps import api_settings, get_http_client, get_uptime_s
 from api.main import create_app
 from crm_store.accounts import stamp_of
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.importer import import_csv_dir
 from crm_store.models import Employee
-from crm_store.settings import ApiSettings, get_api_settings
+from crm_store.settings import ApiSettings
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def app(database_url: str, stubs: StubServices, settings: ApiSettings) -> FastAP
             yield client
 
     app.dependency_overrides[get_http_client] = stub_http_client
-    app.dependency_overrides[get_api_settings] = lambda: settings
+    app.dependency_overrides[api_settings] = lambda: settings
     # Past the start-up grace period unless a test says otherwise.
     app.dependency_overrides[get_uptime_s] = lambda: 1e9
     return app

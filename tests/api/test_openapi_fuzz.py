@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy import update
 
 from api.auth import issue_token
-from api.deps import get_http_client, get_uptime_s
+from api.deps import api_settings, get_http_client, get_uptime_s
 from api.main import create_app
 from crm_store.accounts import stamp_of
 from crm_store.db import create_engine_for, make_session_factory
@@ -60,7 +60,7 @@ def fuzzed_app(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) 
         env.setenv("KNOWLEDGE_DIR", str(path.parent / "knowledge"))
         get_api_settings.cache_clear()
         stubs = StubServices()
-        api_settings = ApiSettings(
+        fuzz_settings = ApiSettings(
             rasa_url=RASA_URL, action_server_url=ACTION_SERVER_URL, jwt_secret=SecretStr(JWT_SECRET)
         )
         app = create_app()
@@ -70,9 +70,9 @@ def fuzzed_app(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) 
                 yield client
 
         app.dependency_overrides[get_http_client] = stub_http_client
-        app.dependency_overrides[get_api_settings] = lambda: api_settings
+        app.dependency_overrides[api_settings] = lambda: fuzz_settings
         app.dependency_overrides[get_uptime_s] = lambda: 1e9
-        app.state.fuzz_token = issue_token(api_settings, ADMIN, stamp_of(STAFF_PASSWORD_HASH)).access_token
+        app.state.fuzz_token = issue_token(fuzz_settings, ADMIN, stamp_of(STAFF_PASSWORD_HASH)).access_token
         yield app
     get_api_settings.cache_clear()
 

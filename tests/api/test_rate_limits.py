@@ -1,7 +1,7 @@
 """Rate limits of the API (api/rate_limit.py): chat turns per conversation, failed sign-ins per
 employee id and per client address, each refused with 429 and `Retry-After`.
 
-Tests lower the budgets through the app's settings seam (`dependency_overrides[get_api_settings]`);
+Tests lower the budgets through the app's settings seam (`dependency_overrides[api_settings]`);
 the sign-in test of the issue ("30 wrong passwords in a row get 429") runs on the defaults. The
 Socket.IO test borrows the widget and its server from tests/api/test_socketio_channel.py. The
 shared counters run on the machine's Redis (127.0.0.1:6379), two apps standing in for two API
@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from test_socketio_channel import Widget
 
+from api.deps import api_settings
 from api.main import create_app
 from api.rate_limit import KEY_PREFIX, RateLimits, Refusal
 from crm_store.db import create_engine_for
@@ -51,7 +52,7 @@ widget = socketio_test.widget
 def limited(app: FastAPI, settings: ApiSettings, **budgets: str) -> ApiSettings:
     """Give the app `settings` with these budgets (e.g. `chat_rate_limit="3 per minute"`)."""
     lowered = settings.model_copy(update=budgets)
-    app.dependency_overrides[get_api_settings] = lambda: lowered
+    app.dependency_overrides[api_settings] = lambda: lowered
     return lowered
 
 

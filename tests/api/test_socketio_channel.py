@@ -1,7 +1,7 @@
 """The web widget's Socket.IO channel (api/channels/socketio.py), spoken by python-socketio's own client.
 
 The real API runs under uvicorn on a free loopback port (in this process, so that the test's
-settings are the app's through its own seam, `dependency_overrides[get_api_settings]`), on a
+settings are the app's through its own seam, `dependency_overrides[api_settings]`), on a
 fresh migrated SQLite store; Rasa is the stub of api_stubs.py served over real HTTP on loopback
 (`loopback_rasa`), so what the gateway forwarded is asserted on exactly.
 
@@ -25,11 +25,12 @@ import uvicorn
 from api_stubs import STAFF_ID, STAFF_TOKEN, StubServices, loopback_rasa
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.deps import api_settings
 from api.gateway import EMPTY_MESSAGE_REPLY, TOO_LONG_REPLY, UNAVAILABLE_REPLY
 from api.main import create_app
 from crm_store.db import create_engine_for, make_session_factory
 from crm_store.handoff import open_handoff
-from crm_store.settings import ApiSettings, get_api_settings
+from crm_store.settings import ApiSettings
 
 WAIT_S = 15.0
 PUSH_INTERVAL_S = 0.2
@@ -53,7 +54,7 @@ def api_url(
             update={"rasa_url": rasa_url, "socketio_push_interval_s": PUSH_INTERVAL_S}
         )
         app = create_app()
-        app.dependency_overrides[get_api_settings] = lambda: served
+        app.dependency_overrides[api_settings] = lambda: served
         port = _free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)

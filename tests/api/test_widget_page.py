@@ -7,13 +7,14 @@ The browser test (tests/e2e/test_browser_widget.py) chats through it; these chec
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api.deps import api_settings
 from api.routes.widget import WIDGET_SCRIPT
-from crm_store.settings import PROJECT_ROOT, ApiSettings, get_api_settings
+from crm_store.settings import PROJECT_ROOT, ApiSettings
 
 
 def test_the_widget_page_points_the_widget_at_the_socketio_path(app: FastAPI, settings: ApiSettings) -> None:
     moved = settings.model_copy(update={"socketio_path": "/chat/io"})
-    app.dependency_overrides[get_api_settings] = lambda: moved
+    app.dependency_overrides[api_settings] = lambda: moved
     with TestClient(app) as client:
         page = client.get("/widget")
 
