@@ -2,7 +2,7 @@
 
     .venv-app/bin/python -m bench.chat_load [--levels 1,5,10,20] [--duration-s 60] [--max-turns N]
         [--replicas 1,2 | --no-scale] [--postgres-url URL] [--lock-store-url URL] [--kill-replica-at S]
-        [--api-url URL --rasa-url URL [--tracker-url URL]]
+        [--api-url URL --rasa-url URL [--tracker-url URL]] [--floor]
 
 What it does, in order:
 
@@ -17,8 +17,10 @@ What it does, in order:
    Then, unless `--no-scale`, one scale-profile stack per count of `--replicas` (issue 20, item 1:
    `crmbot up --scale` with that many Rasa replicas and two API workers), each on a scratch
    PostgreSQL database of its own on the server of `--postgres-url` (dropped at the end) and
-   Rasa's lock store on `--lock-store-url`. All stacks stay up for the whole run; the ones not
-   being measured idle.
+   Rasa's lock store on `--lock-store-url`. With `--floor`, also bench/floor_forwarder.py in
+   front of the embedded stack's Rasa (target `floor`): a Python HTTP hop that does nothing but
+   forward, the least any gateway costs. All stacks stay up for the whole run; the ones not being
+   measured idle.
 2. Warms each path up with one conversation of each kind (not counted).
 3. For each level of concurrency and each target in turn (the project through `POST /api/chat`,
    then the same Rasa, model and action server through Rasa's REST channel
@@ -684,6 +686,35 @@ def _stack(
         _say(f"WARNING: ports still open after the stack stopped: {', '.join(still_open)}")
 
 
+@contextmanager
+def floor_forwarder(endpoints: Endpoints) -> Iterator[Endpoints]:
+    """bench/floor_forwarder.py on a free loopback port, in front of `endpoints`' Rasa; stopped after."""
+    port = _free_port()
+    command = ["-m", "bench.floor_forwarder", "--rasa-url", endpoints.rasa_url, "--port", str(port)]
+    process = subprocess.Popen(
+        [sys.executable, *command],
+        cwd=paths.PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _port_is_open(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"bench/floor_forwarder.py did not start (exit code {process.poll()})")
+            time.sleep(0.2)
+        _say(f"floor forwarder listening on port {port}")
+        yield Endpoints(f"http://127.0.0.1:{port}", endpoints.rasa_url, endpoints.tracker_url, process.pid)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _wait_until_healthy(api_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
     started = time.monotonic()
     last_said = started
@@ -821,6 +852,7 @@ def measure_all(
     endpoints: Endpoints,
     *,
     scale_stacks: Sequence[tuple[int, Endpoints]],
+    floor: Endpoints | None = None,
     kill_replica_at: float | None = None,
     levels: Sequence[int],
     duration_s: float,
@@ -834,6 +866,8 @@ def measure_all(
         Target("api", endpoints.api_url, CHAT_PATH, endpoints.tracker_url),
         Target("rasa", endpoints.rasa_url, RASA_WEBHOOK_PATH, endpoints.tracker_url),
     ]
+    if floor is not None:
+        targets.append(Target("floor", floor.api_url, CHAT_PATH, endpoints.tracker_url))
     targets += [
         Target(f"scale-{replicas}", stack.api_url, CHAT_PATH, stack.tracker_url)
         for replicas, stack in scale_stacks
@@ -866,7 +900,11 @@ def measure_all(
                 customers=customers,
                 known_apologies=known_apologies,
                 seed=seed + 1000 * level,
-                stack_pids={p for p in (endpoints.pid, *(s.pid for _, s in scale_stacks)) if p},
+                stack_pids={
+                    p
+                    for p in (endpoints.pid, floor.pid if floor else None, *(s.pid for _, s in scale_stacks))
+                    if p
+                },
                 fault=fault if (target.name, level) == fault_at else None,
             )
             measures.append(measure)
@@ -924,6 +962,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lock-store-url", default="redis://127.0.0.1:6379/9", help="Redis for the scale stacks' lock store"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure bench/floor_forwarder.py (a bare Python HTTP hop) in front of the same Rasa",
+    )
     parser.add_argument("--seed", type=int, default=20)
     args = parser.parse_args(argv)
     levels = list(dict.fromkeys(int(level) for level in args.levels.split(",") if level.strip()))
@@ -947,6 +990,7 @@ def main(argv: list[str] | None = None) -> int:
             else own_stack(Path(scratch))
         )
         with stack as endpoints, ExitStack() as scale_stacks:
+            floor = scale_stacks.enter_context(floor_forwarder(endpoints)) if args.floor else None
             scaled = [
                 (
                     n,
@@ -959,6 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
             measures = measure_all(
                 endpoints,
                 scale_stacks=scaled,
+                floor=floor,
                 kill_replica_at=args.kill_replica_at,
                 levels=levels,
                 duration_s=args.duration_s,
@@ -981,6 +1026,8 @@ def main(argv: list[str] | None = None) -> int:
 def _note(args: argparse.Namespace, load_before: float, measures: Sequence[Measure]) -> str:
     given = args.api_url is not None
     scale = " --no-scale" if args.no_scale else f" --replicas {args.replicas}"
+    if args.floor:
+        scale += " --floor"
     if args.kill_replica_at is not None:
         scale += f" --kill-replica-at {args.kill_replica_at:g}"
     command = (
@@ -996,6 +1043,12 @@ def _note(args: argparse.Namespace, load_before: float, measures: Sequence[Measu
         f"this benchmark and its stack{' (a given stack counts as others)' if given else ''}; load average "
         f"{load_before:.2f} before the run.",
     ]
+    if args.floor:
+        lines.append(
+            "floor: bench/floor_forwarder.py, a uvicorn + FastAPI + httpx hop that only forwards each turn "
+            "to the same Rasa (no validation, sign-in, rate limit or hand-off check): what any gateway in "
+            "Python costs before it does anything."
+        )
     if not args.no_scale:
         lines.append(
             "scale-N: `crmbot up --scale` with N Rasa replicas (each with its action server) and two API "
