@@ -669,12 +669,7 @@ def _stack(
             )
         finally:
             _say("stopping the stack (Ctrl-C)…")
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if not _interrupt(process, timeout_s=90):
                 _say("the stack did not stop within 90 s of Ctrl-C: killed")
     still_open = [
         f"{name}+{i}"
@@ -707,12 +702,19 @@ def floor_forwarder(endpoints: Endpoints) -> Iterator[Endpoints]:
         _say(f"floor forwarder listening on port {port}")
         yield Endpoints(f"http://127.0.0.1:{port}", endpoints.rasa_url, endpoints.tracker_url, process.pid)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _interrupt(process, timeout_s=30)
+
+
+def _interrupt(process: subprocess.Popen[bytes], *, timeout_s: float) -> bool:
+    """Ctrl-C `process` and wait for it; killed if it is still running after `timeout_s` (False)."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
+    return True
 
 
 def _wait_until_healthy(api_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
