@@ -197,6 +197,7 @@ class RateLimits:
         ]
 
 
+# async although it waits for nothing: a plain `def` dependency costs a worker-thread hop (api/deps.py).
 async def get_rate_limits(request: Request) -> RateLimits:
     """The app's counters, created in the lifespan.
 

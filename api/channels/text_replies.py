@@ -182,6 +182,7 @@ class ButtonChoices:
         return remembered[1]
 
 
+# async although it waits for nothing: a plain `def` dependency costs a worker-thread hop (api/deps.py).
 async def get_button_choices(request: Request) -> ButtonChoices:
     """The app's button choices, made in the lifespan (in memory for an app started without it)."""
     choices = getattr(request.app.state, "button_choices", None)
